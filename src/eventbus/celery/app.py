@@ -1,0 +1,40 @@
+"""Configuring a Celery app for eventbus: SQS broker from settings, ``SQSConsumer``, the service's queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from eventbus.settings import EventBusSettings
+
+CONSUMER = "eventbus.celery.SQSConsumer"
+
+
+def celery_config(settings: EventBusSettings) -> dict[str, Any]:
+    """The Celery settings eventbus needs, as a dict for ``app.conf.update``."""
+    transport: dict[str, Any] = {
+        "region": settings.region,
+        "wait_time_seconds": settings.wait_time_seconds,
+        "polling_interval": settings.polling_interval,
+    }
+    if settings.endpoint_url:
+        transport["is_secure"] = settings.endpoint_url.startswith("https://")
+    return {
+        "broker_url": settings.broker_url(),
+        "broker_transport_options": transport,
+        "broker_connection_retry_on_startup": True,
+        "worker_consumer": CONSUMER,
+        "task_default_queue": settings.queue_name,
+        # Remote control and events need a fanout exchange, which kombu's SQS transport
+        # would build out of SNS topics; a service's event queue is not the place for them.
+        "worker_enable_remote_control": False,
+        "worker_send_task_events": False,
+        "task_send_sent_event": False,
+    }
+
+
+def configure(app: Celery, settings: EventBusSettings | None = None) -> Celery:
+    """Point ``app`` at SQS and install ``SQSConsumer``; returns ``app`` for chaining."""
+    app.conf.update(celery_config(settings or EventBusSettings()))
+    return app

@@ -1,0 +1,131 @@
+"""``@subscribe``: a Celery task that runs for one event name."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar, overload
+
+from celery import Task, shared_task
+
+from eventbus.core.envelope import Metadata
+from eventbus.core.naming import event_name_from_function_name
+from eventbus.core.payload import EventPayload
+from eventbus.core.registry import Subscription
+from eventbus.core.tracing import handling
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class EventTask(Task):  # type: ignore[misc]
+    """Base class of subscribed tasks: late acks, no ack on failure, redelivery on a lost worker.
+
+    A failing handler's SQS message is not deleted: it becomes visible again after the queue's
+    visibility timeout and, past the redrive policy's ``maxReceiveCount``, moves to the
+    dead-letter queue.
+    """
+
+    #: Delete the SQS message only after the handler returned.
+    acks_late = True
+    #: A failed handler leaves its message for redelivery (and, eventually, the dead-letter queue).
+    acks_on_failure = False
+    acks_on_failure_or_timeout = False
+    #: A pool child killed mid-task releases its message at once.
+    reject_on_worker_lost = True
+    #: Events have no caller waiting for a result.
+    ignore_result = True
+
+    #: The event name this task is subscribed to.
+    eventbus_event_name: str = ""
+    #: The payload class the handler declared, if any.
+    eventbus_payload_cls: type[EventPayload] | None = None
+
+    @classmethod
+    def subscription(cls) -> Subscription:
+        """This task's subscription, for the consumer's registry."""
+        return Subscription(cls.eventbus_event_name, cls.name, cls.eventbus_payload_cls)
+
+
+def subscriptions_of(tasks: Iterable[Any]) -> list[Subscription]:
+    """The subscriptions among a Celery app's tasks."""
+    return [task.subscription() for task in tasks if isinstance(task, EventTask) and task.eventbus_event_name]
+
+
+def _declared_payload_cls(fn: Callable[..., Any]) -> type[EventPayload] | None:
+    try:
+        hints = inspect.get_annotations(fn, eval_str=True)
+    except (NameError, TypeError):
+        return None
+    hint = hints.get("payload")
+    return hint if isinstance(hint, type) and issubclass(hint, EventPayload) else None
+
+
+def _runner(fn: Callable[..., Any], payload_cls: type[EventPayload] | None, bind: bool) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def run(task: Task, *args: Any, **kwargs: Any) -> Any:
+        raw_metadata = kwargs.pop("metadata", None)
+        metadata = raw_metadata if isinstance(raw_metadata, Metadata) else Metadata.model_validate(raw_metadata or {})
+        payload = kwargs.pop("payload", None)
+        if payload_cls is not None and isinstance(payload, dict):
+            payload = payload_cls.model_validate(payload)
+        with handling(metadata):
+            if bind:
+                return fn(task, *args, payload=payload, metadata=metadata, **kwargs)
+            return fn(*args, payload=payload, metadata=metadata, **kwargs)
+
+    return run
+
+
+@overload
+def subscribe(fn: F, /) -> Any: ...
+
+
+@overload
+def subscribe(
+    *,
+    name: str | None = None,
+    event: str | None = None,
+    payload_cls: type[EventPayload] | None = None,
+    bind: bool = True,
+    **task_options: Any,
+) -> Callable[[F], Any]: ...
+
+
+def subscribe(
+    fn: F | None = None,
+    /,
+    *,
+    name: str | None = None,
+    event: str | None = None,
+    payload_cls: type[EventPayload] | None = None,
+    bind: bool = True,
+    **task_options: Any,
+) -> Any:
+    """Register ``fn`` as the Celery task that handles one event name.
+
+    The event name is ``event``, else ``name`` (which is also the Celery task name), else the
+    function's name in camelCase (``do_good`` -> ``doGood``). The handler is called as
+    ``fn(task, payload=..., metadata=...)`` (without ``task`` when ``bind=False``): ``payload``
+    is the event's payload dict, or an instance of ``payload_cls`` (or of the ``payload``
+    parameter's annotation, when it is an :class:`EventPayload` subclass); ``metadata`` is a
+    :class:`~eventbus.core.envelope.Metadata`. A seed-style ``fn(cls, *args, **kwargs)``
+    receives both in ``kwargs``. Other keyword arguments are Celery task options.
+    """
+
+    def decorate(func: F) -> Any:
+        event_name = event or name or event_name_from_function_name(func.__name__)
+        declared = payload_cls or _declared_payload_cls(func)
+        options: dict[str, Any] = {
+            "base": EventTask,
+            "eventbus_event_name": event_name,
+            "eventbus_payload_cls": declared,
+            **task_options,
+        }
+        if name is not None:
+            options["name"] = name
+        return shared_task(bind=True, **options)(_runner(func, declared, bind))
+
+    if fn is not None:
+        return decorate(fn)
+    return decorate

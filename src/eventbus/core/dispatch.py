@@ -1,0 +1,62 @@
+"""The consumer's decision for one raw message: run a handler, drop it, or dead-letter it.
+
+Pure logic shared by every consumer adapter, so they all give bad input the same fate:
+
+==========================  ===============  ==============================================
+input                       fate             why
+==========================  ===============  ==============================================
+subscribed, valid event     ``DISPATCH``     run the handler; ack only after it succeeded
+event nobody subscribed to  ``DROP``         a topic fans every event out to every queue
+oversized body              ``DEAD_LETTER``  it can never be handled; keep it for a human
+malformed JSON / envelope   ``DEAD_LETTER``  same
+payload fails validation    ``DEAD_LETTER``  same: retrying cannot fix the data
+==========================  ===============  ==============================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from eventbus.core.envelope import MAX_MESSAGE_BYTES, Envelope, decode_message_body
+from eventbus.core.errors import EnvelopeError
+from eventbus.core.registry import Subscription, SubscriptionRegistry
+
+
+class Fate(StrEnum):
+    """What happens to a message."""
+
+    DISPATCH = "dispatch"
+    DROP = "drop"
+    DEAD_LETTER = "dead-letter"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The fate of one message, with what a handler or a log line needs."""
+
+    fate: Fate
+    reason: str = ""
+    envelope: Envelope | None = None
+    subscription: Subscription | None = None
+
+    @property
+    def event_name(self) -> str:
+        """The event's name if the envelope could be read, else ``""``."""
+        return self.envelope.event_name if self.envelope is not None else ""
+
+
+def decide(body: str | bytes, registry: SubscriptionRegistry, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Decision:
+    """Decide the fate of one message body. Never raises for any input."""
+    try:
+        envelope = decode_message_body(body, max_bytes=max_bytes)
+    except EnvelopeError as exc:
+        return Decision(Fate.DEAD_LETTER, reason=str(exc))
+    subscription = registry.get(envelope.event_name)
+    if subscription is None:
+        return Decision(Fate.DROP, reason=f"no handler subscribes to event {envelope.event_name!r}", envelope=envelope)
+    try:
+        subscription.validate_payload(envelope)
+    except EnvelopeError as exc:
+        return Decision(Fate.DEAD_LETTER, reason=str(exc), envelope=envelope, subscription=subscription)
+    return Decision(Fate.DISPATCH, envelope=envelope, subscription=subscription)

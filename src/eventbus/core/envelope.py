@@ -1,0 +1,191 @@
+"""The wire format: ``{"metadata": {...}, "payload": {...}}``, and how to read it off a queue.
+
+Liberal in what it accepts (naive ``publishDate`` read as UTC, any string as ``entityId``,
+unknown metadata keys kept), exact in what it sends (camelCase keys, ``publishDate`` as a
+zone-less ISO timestamp in UTC, as the producers we interoperate with write it).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from pydantic import (
+    AliasGenerator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_serializer,
+    field_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from eventbus.core.errors import EnvelopeError, EnvelopeRejection
+
+#: SQS's classic message size limit; larger bodies are rejected before parsing.
+MAX_MESSAGE_BYTES: Final = 256 * 1024
+
+REDACTED: Final = "***"
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class Metadata(BaseModel):
+    """Event metadata. Attributes are snake_case; the wire keys are camelCase.
+
+    ``authorization`` is a :class:`~pydantic.SecretStr`: it is sent on the wire unchanged
+    but shows as ``**********`` in ``repr`` and logs.
+    """
+
+    model_config = ConfigDict(
+        alias_generator=AliasGenerator(serialization_alias=to_camel, validation_alias=to_camel),
+        populate_by_name=True,
+        extra="allow",
+        frozen=True,
+    )
+
+    contains_personal_data: bool = False
+    tracestate: str = ""
+    traceparent: str = ""
+    error_origin: str = ""
+    error_code: str = ""
+    authorization: SecretStr = SecretStr("")
+    publish_date: datetime = Field(default_factory=utc_now)
+    entity_id: str = ""
+    publisher_name: str = ""
+    event_name: str = Field(min_length=1)
+
+    @field_validator("publish_date")
+    @classmethod
+    def _as_utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    @field_validator("entity_id", mode="before")
+    @classmethod
+    def _entity_id_as_text(cls, value: object) -> object:
+        # Producers send UUIDs, ints or nothing at all; the id is opaque text to us.
+        if value is None:
+            return ""
+        if isinstance(value, (int, str)) and not isinstance(value, bool):
+            return str(value)
+        return value
+
+    @field_serializer("publish_date")
+    def _publish_date_wire(self, value: datetime) -> str:
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat()
+
+    @field_serializer("authorization", when_used="json")
+    def _authorization_wire(self, value: SecretStr) -> str:
+        return value.get_secret_value()
+
+    def to_wire(self) -> dict[str, Any]:
+        """The metadata as it goes on the wire (camelCase keys, JSON types, secret included)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+    def to_log(self) -> dict[str, Any]:
+        """The metadata as it may appear in logs: ``authorization`` replaced when set."""
+        data = self.to_wire()
+        if data.get("authorization"):
+            data["authorization"] = REDACTED
+        return data
+
+
+class Envelope(BaseModel):
+    """One event: its metadata and its payload (a JSON object)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    metadata: Metadata
+    payload: dict[str, Any]
+
+    @property
+    def event_name(self) -> str:
+        """The event's name, ``metadata.eventName``."""
+        return self.metadata.event_name
+
+    def to_wire(self) -> dict[str, Any]:
+        """The envelope as a JSON-ready dict."""
+        return {"metadata": self.metadata.to_wire(), "payload": self.payload}
+
+    def to_json(self) -> str:
+        """The envelope as JSON text, as published."""
+        return json.dumps(self.to_wire(), separators=(", ", ": "), ensure_ascii=False)
+
+    def payload_for_log(self) -> dict[str, Any] | str:
+        """The payload if it may be logged, else a placeholder (``containsPersonalData``)."""
+        if self.metadata.contains_personal_data:
+            return "<withheld: containsPersonalData>"
+        return self.payload
+
+    def __repr__(self) -> str:
+        return f"Envelope(metadata={self.metadata.to_log()!r}, payload={self.payload_for_log()!r})"
+
+    __str__ = __repr__
+
+
+def describe_validation_error(error: ValidationError, prefix: str) -> str:
+    """A validation error as 'field: problem' pairs, without the offending input values."""
+    parts = []
+    for item in error.errors(include_input=False, include_url=False, include_context=False)[:5]:
+        location = ".".join(str(p) for p in (prefix, *item["loc"]) if p != "")
+        parts.append(f"{location}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def envelope_from_mapping(data: object) -> Envelope:
+    """Validate an already-parsed JSON value as an envelope.
+
+    Raises:
+        EnvelopeError: the value is not an envelope; the text names fields, never values.
+    """
+    if not isinstance(data, dict):
+        raise EnvelopeError(EnvelopeRejection.NOT_AN_ENVELOPE, f"expected a JSON object, got {type(data).__name__}")
+    metadata = data.get("metadata")
+    if not isinstance(metadata, dict):
+        raise EnvelopeError(EnvelopeRejection.NOT_AN_ENVELOPE, "missing or non-object 'metadata'")
+    if "payload" not in data or not isinstance(data["payload"], dict):
+        raise EnvelopeError(EnvelopeRejection.NOT_AN_ENVELOPE, "missing or non-object 'payload'")
+    if not isinstance(metadata.get("eventName"), str) or not metadata["eventName"]:
+        raise EnvelopeError(EnvelopeRejection.INVALID_METADATA, "metadata.eventName: missing or not a non-empty string")
+    try:
+        parsed = Metadata.model_validate(metadata)
+    except ValidationError as exc:
+        raise EnvelopeError(EnvelopeRejection.INVALID_METADATA, describe_validation_error(exc, "metadata")) from None
+    return Envelope.model_construct(metadata=parsed, payload=data["payload"])
+
+
+def _loads(text: str | bytes) -> object:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        # ValueError covers JSONDecodeError and UnicodeDecodeError; the text itself is never echoed.
+        raise EnvelopeError(EnvelopeRejection.MALFORMED_JSON, "body is not valid JSON") from None
+
+
+def is_sns_notification(data: object) -> bool:
+    """True for an SNS ``Notification`` wrapper as SNS delivers it to SQS (raw delivery off)."""
+    return isinstance(data, dict) and data.get("Type") == "Notification" and isinstance(data.get("Message"), str)
+
+
+def decode_message_body(body: str | bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Envelope:
+    """Read an SQS message body as an event: an SNS notification or a raw-delivery envelope.
+
+    Raises:
+        EnvelopeError: with a :class:`EnvelopeRejection` reason; never any other exception.
+    """
+    size = len(body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body)
+    if size > max_bytes:
+        raise EnvelopeError(EnvelopeRejection.OVERSIZED, f"body is {size} bytes, limit is {max_bytes}")
+    data = _loads(body)
+    if is_sns_notification(data):
+        assert isinstance(data, dict)
+        data = _loads(data["Message"])
+    return envelope_from_mapping(data)

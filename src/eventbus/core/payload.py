@@ -1,0 +1,69 @@
+"""Payload base classes: pydantic v2 models whose class names give the event names."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic._internal._model_construction import ModelMetaclass
+
+from eventbus.core.naming import event_name_from_class_name
+
+# pydantic v1 spellings found in existing services' ``class Config`` blocks.
+_V1_CONFIG_KEYS = {"orm_mode": "from_attributes", "allow_population_by_field_name": "populate_by_name"}
+
+
+class _PayloadMeta(ModelMetaclass):
+    """Accepts a v1-style ``class Config: orm_mode = True`` quietly, as v2 ``from_attributes``."""
+
+    def __new__(
+        mcs,
+        cls_name: str,
+        bases: tuple[type[Any], ...],
+        namespace: dict[str, Any],
+        **kwargs: Any,
+    ) -> type:
+        legacy = namespace.get("Config")
+        if isinstance(legacy, type) and "model_config" not in namespace:
+            config: dict[str, Any] = {}
+            for key, value in vars(legacy).items():
+                if not key.startswith("__"):
+                    config[_V1_CONFIG_KEYS.get(key, key)] = value
+            namespace = {k: v for k, v in namespace.items() if k != "Config"}
+            namespace["model_config"] = ConfigDict(**config)  # type: ignore[typeddict-item]
+        return super().__new__(mcs, cls_name, bases, namespace, **kwargs)
+
+
+class EventPayload(BaseModel, metaclass=_PayloadMeta):
+    """Base of every event payload.
+
+    The event name is the class name without ``Payload``, first letter lower-cased
+    (``ActionHappenedPayload`` -> ``actionHappened``); set ``event_name`` on the class to
+    override it. Set ``contains_personal_data = True`` on a class whose events carry personal
+    data: the flag goes into the metadata and the payload is then never logged.
+    """
+
+    model_config = ConfigDict(from_attributes=True)
+
+    #: Overrides the name derived from the class name.
+    event_name: ClassVar[str | None] = None
+    #: Marks every event of this class ``containsPersonalData``.
+    contains_personal_data: ClassVar[bool] = False
+
+    @classmethod
+    def get_event_name(cls) -> str:
+        """The event name this payload class publishes under."""
+        return cls.event_name or event_name_from_class_name(cls.__name__)
+
+    def to_wire(self) -> dict[str, Any]:
+        """The payload as a JSON-ready dict (aliases applied)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+class EventFailPayload(EventPayload):
+    """Base of failure payloads: which entity failed and a message safe to publish."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    entity_id: str | None = Field(default=None, alias="entityId")
+    error_message: str = Field(default="", alias="errorMessage")

@@ -1,0 +1,40 @@
+"""W3C trace context: carried from the event being handled to the events it causes."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Final
+
+from eventbus.core.envelope import Metadata
+
+_TRACEPARENT: Final = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+
+#: Metadata of the event whose handler is running in this context, if any.
+current_event: ContextVar[Metadata | None] = ContextVar("eventbus_current_event", default=None)
+
+
+def new_traceparent(trace_id: str | None = None, flags: str = "01") -> str:
+    """A traceparent with a fresh span id, continuing ``trace_id`` when given."""
+    return f"00-{trace_id or secrets.token_hex(16)}-{secrets.token_hex(8)}-{flags}"
+
+
+def child_traceparent(parent: str) -> str:
+    """Continue the parent's trace with a new span id; start a new trace if ``parent`` is not valid."""
+    match = _TRACEPARENT.match(parent)
+    if match is None:
+        return new_traceparent()
+    return new_traceparent(match.group(1), match.group(3))
+
+
+@contextmanager
+def handling(metadata: Metadata) -> Iterator[None]:
+    """Mark ``metadata`` as the event being handled, for the duration of the block."""
+    token = current_event.set(metadata)
+    try:
+        yield
+    finally:
+        current_event.reset(token)

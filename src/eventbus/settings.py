@@ -1,0 +1,72 @@
+"""Settings from ``EVENTBUS_*`` environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from eventbus.core.envelope import MAX_MESSAGE_BYTES
+from eventbus.core.naming import default_queue_name
+
+
+class EventBusSettings(BaseSettings):
+    """Everything the container needs; each field reads ``EVENTBUS_<NAME>``.
+
+    Unknown ``EVENTBUS_*`` variables are an error naming the variable, so a typo does not
+    silently fall back to a default.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="EVENTBUS_", extra="forbid", frozen=True)
+
+    #: SNS/SQS endpoint; ``None`` means real AWS. The embedded emulator listens on http://localhost:4566.
+    endpoint_url: str | None = None
+    region: str = "eu-west-2"
+    #: Credentials; ``None`` uses boto3's usual chain (env, profile, role). The emulator accepts any.
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    #: Topic name; its ARN is looked up once unless ``topic_arn`` is given.
+    topic: str = "local_sns"
+    topic_arn: str | None = None
+    environment: str = "local"
+    service: str = "service"
+    #: The service's queue; defaults to ``{environment}__{service}__queue``.
+    queue_name: str = ""
+    #: ``publisherName`` in published metadata; defaults to ``service``.
+    publisher_name: str = ""
+    #: Which Publisher adapter the container builds.
+    publisher: Literal["sns", "memory"] = "sns"
+    #: Bodies larger than this are dead-lettered unread.
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+    #: Long-poll wait for SQS receives, seconds (0-20).
+    wait_time_seconds: int = 1
+    #: Pause after an empty receive, seconds.
+    polling_interval: float = 0.0
+
+    @model_validator(mode="after")
+    def _defaults(self) -> EventBusSettings:
+        if not self.queue_name:
+            object.__setattr__(self, "queue_name", default_queue_name(self.environment, self.service))
+        if not self.publisher_name:
+            object.__setattr__(self, "publisher_name", self.service)
+        return self
+
+    def secret_pair(self) -> tuple[str | None, str | None]:
+        """The configured credentials as plain strings (``None`` when unset)."""
+        key = self.access_key_id.get_secret_value() if self.access_key_id else None
+        secret = self.secret_access_key.get_secret_value() if self.secret_access_key else None
+        if self.endpoint_url and key is None:
+            # Emulators accept any credentials; not requiring them keeps local set-up to one variable.
+            return "test", "test"
+        return key, secret
+
+    def broker_url(self) -> str:
+        """The kombu SQS broker URL for these settings (credentials, and the endpoint's host and port)."""
+        key, secret = self.secret_pair()
+        auth = f"{key}:{secret}@" if key and secret else ""
+        if self.endpoint_url:
+            parts = urlsplit(self.endpoint_url)
+            return f"sqs://{auth}{parts.netloc.rsplit('@', 1)[-1]}"
+        return f"sqs://{auth}"
