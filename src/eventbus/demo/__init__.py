@@ -1,0 +1,1 @@
+"""The ``eventbus demo`` walkthrough: emulator, worker, events flowing, callbacks visible."""

@@ -1,0 +1,111 @@
+"""Shared fixtures: the SNS/SQS endpoint (embedded emulator or an external one), service checks, unique names.
+
+Tests that need a service skip with a reason when it is absent, except under ``CI=true``,
+where they fail: CI starts every service the suite needs.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+#: Run the integration suite against an external SNS/SQS (e.g. LocalStack) instead of the embedded emulator.
+EXTERNAL_ENDPOINT = os.environ.get("EVENTBUS_TEST_ENDPOINT_URL", "")
+REGION = "eu-west-2"
+POSTGRES_URL = os.environ.get("EVENTBUS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("EVENTBUS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def service_missing(what: str) -> None:
+    """Skip the test (fail it under CI) because ``what`` is not available."""
+    message = f"{what} is not available"
+    if IN_CI:
+        pytest.fail(f"{message} (CI=true: services must be running)")
+    pytest.skip(message)
+
+
+def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
+    """True if something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique suffix for queue, topic and event names."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def sns_sqs_endpoint() -> Iterator[str]:
+    """The SNS/SQS endpoint URL: the embedded moto server, or ``EVENTBUS_TEST_ENDPOINT_URL``."""
+    if EXTERNAL_ENDPOINT:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(EXTERNAL_ENDPOINT)
+        if not port_open(parts.hostname or "127.0.0.1", parts.port or 80):
+            service_missing(f"SNS/SQS endpoint {EXTERNAL_ENDPOINT}")
+        yield EXTERNAL_ENDPOINT
+        return
+    try:
+        from eventbus.emulator import EmulatorServer
+    except ImportError as exc:  # the emulator extra is not installed
+        service_missing(f"the embedded emulator (pip install 'eventbus[emulator]': {exc})")
+    server = EmulatorServer(port=0, region=REGION)
+    server.start()
+    try:
+        yield server.endpoint_url
+    finally:
+        server.stop()
+
+
+def aws_kwargs(endpoint: str) -> dict[str, Any]:
+    """boto3 client arguments for the test endpoint."""
+    return {
+        "endpoint_url": endpoint,
+        "region_name": REGION,
+        "aws_access_key_id": "test",
+        "aws_secret_access_key": "test",
+    }
+
+
+@pytest.fixture(scope="session")
+def sqs(sns_sqs_endpoint: str) -> Any:
+    """A boto3 SQS client on the test endpoint."""
+    import boto3
+
+    return boto3.client("sqs", **aws_kwargs(sns_sqs_endpoint))
+
+
+@pytest.fixture(scope="session")
+def sns(sns_sqs_endpoint: str) -> Any:
+    """A boto3 SNS client on the test endpoint."""
+    import boto3
+
+    return boto3.client("sns", **aws_kwargs(sns_sqs_endpoint))
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """PostgreSQL's URL (database ``test``); skips, or fails under CI, when it is down."""
+    if not port_open("127.0.0.1", 5432):
+        service_missing("PostgreSQL at 127.0.0.1:5432")
+    return POSTGRES_URL
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """Redis's URL; skips, or fails under CI, when it is down."""
+    if not port_open("127.0.0.1", 6379):
+        service_missing("Redis at 127.0.0.1:6379")
+    return REDIS_URL

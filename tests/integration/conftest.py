@@ -1,0 +1,125 @@
+"""Fixtures for integration tests: a provisioned topic/queue/DLQ and a real Celery worker subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Topology:
+    """A topic, a queue subscribed to it and the queue's dead-letter queue."""
+
+    topic_arn: str
+    queue_name: str
+    queue_url: str
+    dlq_url: str
+
+
+def make_topology(sns: Any, sqs: Any, name: str, *, max_receive_count: int = 2, visibility: int = 1) -> Topology:
+    """Create a unique topic, queue (with redrive to a DLQ) and the subscription."""
+    topic_arn = sns.create_topic(Name=f"{name}-topic")["TopicArn"]
+    dlq_url = sqs.create_queue(QueueName=f"{name}__dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)})
+    queue_url = sqs.create_queue(
+        QueueName=name, Attributes={"VisibilityTimeout": str(visibility), "RedrivePolicy": redrive}
+    )["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+    return Topology(topic_arn, name, queue_url, dlq_url)
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.2) -> Any:
+    """Poll ``check`` until it returns something truthy; fail the test on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+@dataclass
+class Worker:
+    """A running ``celery worker`` subprocess and what it wrote."""
+
+    process: subprocess.Popen[bytes]
+    endpoint: str
+    topology: Topology
+    record_path: Path
+    log_path: Path
+
+    def records(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """What the handlers recorded so far."""
+        if not self.record_path.exists():
+            return []
+        rows = [json.loads(line) for line in self.record_path.read_text().splitlines() if line]
+        return [r for r in rows if kind is None or r["kind"] == kind]
+
+    def log(self) -> str:
+        """The worker's combined stdout and stderr so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        """Warm shutdown, then kill if it hangs."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+def start_worker(app_module: str, topology: Topology, endpoint: str, tmp: Path, *extra: str) -> Worker:
+    """Start ``celery -A app_module worker -Q <queue>`` and wait until it is ready."""
+    record_path, log_path = tmp / "records.jsonl", tmp / "worker.log"
+    env = dict(
+        os.environ,
+        EVENTBUS_ENDPOINT_URL=endpoint,
+        EVENTBUS_QUEUE_NAME=topology.queue_name,
+        EVENTBUS_TOPIC_ARN=topology.topic_arn,
+        EVENTBUS_SERVICE="itest",
+        EVENTBUS_TEST_RECORD=str(record_path),
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")])),
+        PYTHONUNBUFFERED="1",
+    )
+    cmd = [sys.executable, "-m", "celery", "-A", app_module, "worker", "-Q", topology.queue_name]
+    cmd += ["-c", "2", "-P", "prefork", "-l", "info", *extra]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    worker = Worker(process, endpoint, topology, record_path, log_path)
+    try:
+        wait_until(lambda: "ready." in worker.log() or process.poll() is not None, timeout=30)
+        if process.poll() is not None:
+            pytest.fail(f"worker exited with {process.returncode}:\n{worker.log()[-3000:]}")
+    except BaseException:
+        worker.stop()
+        raise
+    return worker
+
+
+@pytest.fixture(scope="module")
+def worker(sns: Any, sqs: Any, sns_sqs_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+    """A real worker running ``tests.integration.worker_app`` on a fresh queue."""
+    import uuid
+
+    topology = make_topology(sns, sqs, f"itest-{uuid.uuid4().hex[:8]}")
+    running = start_worker("tests.integration.worker_app", topology, sns_sqs_endpoint, tmp_path_factory.mktemp("w"))
+    yield running
+    running.stop()

@@ -1,0 +1,173 @@
+"""A real Celery worker with SQSConsumer on the embedded SNS/SQS: events, task messages, bad input, failures."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import Worker, wait_until
+
+pytestmark = pytest.mark.integration
+
+SEED_DO_GOOD = (
+    '{"metadata": {"containsPersonalData": false, "tracestate": "", "traceparent": '
+    '"00-00000000000000000000000000000000-0000000000000000-01", "errorOrigin": "", "errorCode": "", '
+    '"authorization": "", "publishDate": "2021-03-17T16:24:23.792955", "entityId": '
+    '"44f33071-e444-494f-bcff-b5e3594f7628", "publisherName": "TestPublisher", "eventName": "doGood"}, '
+    '"payload": {"foo": "bar"}}'
+)
+SEED_DO_NICE = (
+    '{"metadata": {"containsPersonalData": true, "tracestate": "", "traceparent": '
+    '"00-00000000000000000000000000000000-0000000000000000-01", "errorOrigin": "", "errorCode": "", '
+    '"authorization": "", "publishDate": "2021-03-17T16:23:21.214293", "entityId": '
+    '"4123a425-e234-491-bcdf-b5as59cz7611", "publisherName": "TestPublisher", "eventName": "doNice"}, '
+    '"payload": {"foo": "bar"}}'
+)
+
+
+def envelope(event: str, payload: dict[str, Any], **metadata: Any) -> str:
+    """A valid envelope's JSON."""
+    meta = {"eventName": event, "publisherName": "itest", "publishDate": "2026-01-01T00:00:00", **metadata}
+    return json.dumps({"metadata": meta, "payload": payload})
+
+
+def dead_letters(sqs: Any, worker: Worker) -> list[dict[str, Any]]:
+    """Everything now in the worker queue's DLQ (received and made visible again at once)."""
+    response = sqs.receive_message(
+        QueueUrl=worker.topology.dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=0
+    )
+    return list(response.get("Messages", []))
+
+
+def dead_letter_reasons(sqs: Any, worker: Worker, marker: str) -> list[str]:
+    """The ``eventbus-reason`` of each dead letter whose body contains ``marker``."""
+    found = []
+    for message in dead_letters(sqs, worker):
+        if marker in message["Body"]:
+            attributes = message.get("MessageAttributes", {})
+            found.append(attributes.get("eventbus-reason", {}).get("StringValue", "(sqs redrive)"))
+    return found
+
+
+def test_seed_messages_published_through_sns_reach_the_seed_handlers(sns: Any, worker: Worker) -> None:
+    sns.publish(TopicArn=worker.topology.topic_arn, Message=SEED_DO_GOOD)
+    sns.publish(TopicArn=worker.topology.topic_arn, Message=SEED_DO_NICE)
+    good = wait_until(lambda: worker.records("doGood"))
+    nice = wait_until(lambda: worker.records("doNice"))
+    assert good[0]["payload"] == {"foo": "bar"}
+    assert good[0]["entity_id"] == "44f33071-e444-494f-bcff-b5e3594f7628"
+    assert nice[0]["entity_id"] == "4123a425-e234-491-bcdf-b5as59cz7611"
+    assert nice[0]["payload_type"] == "dict"
+
+
+def test_name_given_to_subscribe_is_the_event_name(sns: Any, worker: Worker) -> None:
+    marker = uuid.uuid4().hex
+    sns.publish(TopicArn=worker.topology.topic_arn, Message=envelope("SomeTrickyName", {"marker": marker}))
+    rows = wait_until(lambda: [r for r in worker.records("tricky") if r["payload"].get("marker") == marker])
+    assert rows[0]["event"] == "SomeTrickyName"
+    assert "TASK EXECUTION" in worker.log()
+
+
+def test_raw_delivery_envelope_and_typed_payload(sqs: Any, worker: Worker) -> None:
+    sqs.send_message(
+        QueueUrl=worker.topology.queue_url, MessageBody=envelope("orderPlaced", {"order_id": 7, "amount": 1})
+    )
+    rows = wait_until(lambda: [r for r in worker.records("orderPlaced") if r["order_id"] == 7])
+    assert rows[0]["payload_type"] == "OrderPlacedPayload"
+
+
+def test_celery_task_messages_on_the_same_queue_still_run(worker: Worker, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    monkeypatch.setenv("EVENTBUS_ENDPOINT_URL", worker.endpoint)
+    monkeypatch.setenv("EVENTBUS_QUEUE_NAME", worker.topology.queue_name)
+    from tests.integration import worker_app
+
+    worker_app = importlib.reload(worker_app)  # configure() reads the environment at import
+    token = uuid.uuid4().hex
+    worker_app.plain.delay(token)
+    wait_until(lambda: [r for r in worker.records("plain") if r["token"] == token])
+
+
+def test_unsubscribed_event_is_dropped_with_a_log_line(sqs: Any, sns: Any, worker: Worker) -> None:
+    event = f"nobodyListens{uuid.uuid4().hex[:8]}"
+    sns.publish(TopicArn=worker.topology.topic_arn, Message=envelope(event, {"x": 1}))
+    line = wait_until(lambda: [ln for ln in worker.log().splitlines() if event in ln and "dropped message" in ln])
+    assert worker.topology.queue_name in line[0]
+    assert dead_letter_reasons(sqs, worker, event) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ('{"metadata": {"eventName": "doGood", MARKER', "malformed-json"),
+        ('{"metadata": {"publisherName": "MARKER"}, "payload": {}}', "invalid-metadata"),
+        (
+            '{"metadata": {"eventName": "orderPlaced"}, "payload": {"order_id": "MARKER", "amount": 1}}',
+            "invalid-payload",
+        ),
+        ('["MARKER"]', "not-an-envelope"),
+        ('{"metadata": {"eventName": "doGood"}, "payload": {"blob": "MARKER' + "x" * 300_000 + '"}}', "oversized"),
+    ],
+    ids=["malformed-json", "missing-event-name", "payload-fails-its-class", "not-an-object", "oversized"],
+)
+def test_bad_input_goes_to_the_dead_letter_queue_with_its_reason(
+    sqs: Any, worker: Worker, body: str, reason: str
+) -> None:
+    marker = uuid.uuid4().hex
+    message_id = sqs.send_message(QueueUrl=worker.topology.queue_url, MessageBody=body.replace("MARKER", marker))[
+        "MessageId"
+    ]
+    reasons = wait_until(lambda: dead_letter_reasons(sqs, worker, marker))
+    assert reasons[0].startswith(reason)
+    log_line = wait_until(lambda: [ln for ln in worker.log().splitlines() if message_id in ln])
+    assert "dead-lettering" in log_line[0]
+    assert worker.topology.queue_name in log_line[0]
+    assert worker.process.poll() is None, "the worker must survive bad input"
+
+
+def test_failing_handler_is_redelivered_then_dead_lettered(sqs: Any, worker: Worker) -> None:
+    marker = uuid.uuid4().hex
+    sqs.send_message(QueueUrl=worker.topology.queue_url, MessageBody=envelope("alwaysFails", {"marker": marker}))
+    # maxReceiveCount is 2 and the visibility timeout 1 s: two attempts, then SQS moves it.
+    wait_until(lambda: len([r for r in worker.records("alwaysFails") if r["marker"] == marker]) >= 2, timeout=30)
+    wait_until(lambda: dead_letter_reasons(sqs, worker, marker), timeout=30)
+    attempts = [r for r in worker.records("alwaysFails") if r["marker"] == marker]
+    assert len(attempts) == 2, "no hot loop: one attempt per receive, maxReceiveCount receives"
+
+
+def test_secrets_and_personal_data_never_reach_the_logs(sqs: Any, worker: Worker) -> None:
+    secret, personal = f"Bearer-{uuid.uuid4().hex}", f"jane-{uuid.uuid4().hex}@example.com"
+    marker = uuid.uuid4().hex
+    bodies = [
+        envelope("leaksNothing", {"marker": marker}, authorization=secret),
+        envelope("leaksNothing", {"marker": marker, "email": personal}, containsPersonalData=True),
+        # invalid envelopes carrying both, so the dead-letter path is exercised too
+        json.dumps({"metadata": {"authorization": secret, "containsPersonalData": True}, "payload": {"e": personal}}),
+        envelope("orderPlaced", {"order_id": personal, "amount": secret}, authorization=secret),
+    ]
+    for body in bodies:
+        sqs.send_message(QueueUrl=worker.topology.queue_url, MessageBody=body)
+    wait_until(lambda: len([r for r in worker.records("leaksNothing") if r["marker"] == marker]) >= 2)
+    wait_until(lambda: len(dead_letter_reasons(sqs, worker, personal)) >= 2)
+    log = worker.log()
+    assert "failing so the failure path is logged too" in log  # the failure itself is logged
+    assert secret not in log
+    assert personal not in log
+
+
+def test_a_handler_publishing_continues_the_trace(sqs: Any, worker: Worker) -> None:
+    marker = uuid.uuid4().hex
+    trace_id = uuid.uuid4().hex
+    parent = f"00-{trace_id}-{'1' * 16}-01"
+    sqs.send_message(
+        QueueUrl=worker.topology.queue_url,
+        MessageBody=envelope("publishFollowUp", {"marker": marker}, traceparent=parent),
+    )
+    rows = wait_until(lambda: [r for r in worker.records("followUp") if r["source"] == marker])
+    assert rows[0]["traceparent"].split("-")[1] == trace_id
+    assert rows[0]["traceparent"] != parent
+    assert rows[0]["publisher"] == "itest"

@@ -1,0 +1,115 @@
+"""The Celery app the worker integration tests run: seed-style handlers that record what they saw.
+
+Configured from ``EVENTBUS_*`` variables; records go to the JSON-lines file named by
+``EVENTBUS_TEST_RECORD`` (one ``write`` per line with O_APPEND, so pool children don't interleave).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from celery import Celery
+
+from eventbus.celery import configure, subscribe
+from eventbus.container import get_container
+from eventbus.core.envelope import Metadata
+from eventbus.payload import EventPayload
+from eventbus.settings import EventBusSettings
+
+app = Celery("core")
+configure(app, EventBusSettings())
+app.conf.CELERYD_CONSUMER = "eventbus.celery.SQSConsumer"
+
+
+def record(kind: str, **data: Any) -> None:
+    """Append one record for the test to read."""
+    line = json.dumps({"kind": kind, **data}, default=str) + "\n"
+    fd = os.open(os.environ["EVENTBUS_TEST_RECORD"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
+def _record_event(kind: str, kwargs: dict[str, Any]) -> None:
+    metadata: Metadata = kwargs["metadata"]
+    payload = kwargs["payload"]
+    record(
+        kind,
+        event=metadata.event_name,
+        entity_id=metadata.entity_id,
+        payload=payload if isinstance(payload, dict) else payload.model_dump(),
+        payload_type=type(payload).__name__,
+        traceparent=metadata.traceparent,
+    )
+
+
+class OrderPlacedPayload(EventPayload):
+    """A typed payload: the handler below receives a validated instance."""
+
+    order_id: int
+    amount: float
+
+
+class FollowUpPayload(EventPayload):
+    """Published by a handler, to check trace propagation."""
+
+    source: str
+
+
+# The seed's handlers, verbatim apart from recording instead of printing.
+@subscribe(bind=True, name="SomeTrickyName")
+def test(cls, *args, **kwargs):  # type: ignore[no-untyped-def]
+    print(f"TASK EXECUTION =>>>>>>>>>>>>>>>>>> {cls} {args}, {kwargs}")
+    _record_event("tricky", kwargs)
+
+
+@subscribe
+def do_good(cls, *args, **kwargs):  # type: ignore[no-untyped-def]
+    _record_event("doGood", kwargs)
+
+
+@subscribe
+def do_nice(cls, *args, **kwargs):  # type: ignore[no-untyped-def]
+    _record_event("doNice", kwargs)
+
+
+@subscribe
+def order_placed(task: Any, payload: OrderPlacedPayload, metadata: Metadata) -> None:
+    """Typed handler: ``payload`` is validated against its annotation."""
+    record("orderPlaced", order_id=payload.order_id, payload_type=type(payload).__name__)
+
+
+@subscribe
+def always_fails(task: Any, payload: dict[str, Any], metadata: Metadata) -> None:
+    """Fails every time: its message must be redelivered and end in the dead-letter queue."""
+    record("alwaysFails", marker=payload.get("marker"), attempt=task.request.id)
+    raise RuntimeError("handler failed on purpose")
+
+
+@subscribe
+def leaks_nothing(task: Any, payload: dict[str, Any], metadata: Metadata) -> None:
+    """Handles events carrying secrets; a failure must not put them in logs."""
+    record("leaksNothing", marker=payload.get("marker"))
+    raise ValueError("failing so the failure path is logged too")
+
+
+@subscribe
+def publish_follow_up(task: Any, payload: dict[str, Any], metadata: Metadata) -> None:
+    """Publishes an event while handling one: the trace must continue."""
+    get_container().event_publisher().publish(FollowUpPayload(source=str(payload["marker"])), entity_id="e-1")
+
+
+@subscribe
+def follow_up(task: Any, payload: FollowUpPayload, metadata: Metadata) -> None:
+    """Receives the follow-up event."""
+    record("followUp", source=payload.source, traceparent=metadata.traceparent, publisher=metadata.publisher_name)
+
+
+@app.task
+def plain(token: str) -> str:
+    """An ordinary Celery task on the same queue."""
+    record("plain", token=token)
+    return token
