@@ -16,9 +16,7 @@ from eventbus.celery import configure, subscribe
 from eventbus.settings import EventBusSettings
 
 app = Celery("core")
-configure(app, EventBusSettings())
-# The seed's spelling; Celery maps it to ``worker_consumer`` (configure() already set it).
-app.conf.CELERYD_CONSUMER = "eventbus.celery.SQSConsumer"
+configure(app, EventBusSettings())  # SQS broker, the service's queue, worker_consumer = SQSConsumer
 
 
 @subscribe(bind=True, name="SomeTrickyName")
