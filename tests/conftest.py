@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests.support import Worker, make_topology, start_worker
+
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 #: Run the integration suite against an external SNS/SQS (e.g. LocalStack) instead of the embedded emulator.
@@ -109,3 +111,14 @@ def redis_url() -> str:
     if not port_open("127.0.0.1", 6379):
         service_missing("Redis at 127.0.0.1:6379")
     return REDIS_URL
+
+
+@pytest.fixture(scope="module")
+def worker(sns: Any, sqs: Any, sns_sqs_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+    """A real worker running ``tests.integration.worker_app`` on a fresh queue."""
+    import uuid
+
+    topology = make_topology(sns, sqs, f"itest-{uuid.uuid4().hex[:8]}")
+    running = start_worker("tests.integration.worker_app", topology, sns_sqs_endpoint, tmp_path_factory.mktemp("w"))
+    yield running
+    running.stop()

@@ -14,8 +14,8 @@ import pytest
 
 from eventbus.emulator import EmulatorServer, provision
 from eventbus.emulator.server import sqs_arn_from_url
-from tests.integration.conftest import Topology, start_worker, wait_until
 from tests.seed import SEED_DO_GOOD, SEED_DO_NICE
+from tests.support import Topology, start_worker, wait_until
 
 pytestmark = pytest.mark.integration
 

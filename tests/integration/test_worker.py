@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Worker, wait_until
 from tests.seed import SEED_DO_GOOD, SEED_DO_NICE
+from tests.support import Worker, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -50,7 +50,7 @@ class OrderPlacedPayload(EventPayload):
     """A typed payload: the handler below receives a validated instance."""
 
     order_id: int
-    amount: float
+    amount: float = 0.0
 
 
 class FollowUpPayload(EventPayload):

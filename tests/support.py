@@ -1,4 +1,4 @@
-"""Fixtures for integration tests: a provisioned topic/queue/DLQ and a real Celery worker subprocess."""
+"""Test support: provisioned topic/queue/DLQ and a real Celery worker subprocess."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -112,14 +112,3 @@ def start_worker(app_module: str, topology: Topology, endpoint: str, tmp: Path, 
         worker.stop()
         raise
     return worker
-
-
-@pytest.fixture(scope="module")
-def worker(sns: Any, sqs: Any, sns_sqs_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
-    """A real worker running ``tests.integration.worker_app`` on a fresh queue."""
-    import uuid
-
-    topology = make_topology(sns, sqs, f"itest-{uuid.uuid4().hex[:8]}")
-    running = start_worker("tests.integration.worker_app", topology, sns_sqs_endpoint, tmp_path_factory.mktemp("w"))
-    yield running
-    running.stop()
