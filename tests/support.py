@@ -86,11 +86,19 @@ class Worker:
                 self.process.wait()
 
 
-def start_worker(app_module: str, topology: Topology, endpoint: str, tmp: Path, *extra: str) -> Worker:
+def start_worker(
+    app_module: str,
+    topology: Topology,
+    endpoint: str,
+    tmp: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+) -> Worker:
     """Start ``celery -A app_module worker -Q <queue>`` and wait until it is ready."""
     record_path, log_path = tmp / "records.jsonl", tmp / "worker.log"
     env = dict(
         os.environ,
+        **(env or {}),
         EVENTBUS_ENDPOINT_URL=endpoint,
         EVENTBUS_QUEUE_NAME=topology.queue_name,
         EVENTBUS_TOPIC_ARN=topology.topic_arn,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from dependency_injector import containers, providers
 
 from eventbus.adapters.memory import InMemoryPublisher
+from eventbus.adapters.memory_repository import InMemoryEntityRepository
 from eventbus.core.publishing import EventPublisher
 from eventbus.settings import EventBusSettings
 
@@ -43,6 +44,25 @@ def sqs_client(settings: EventBusSettings) -> SQSClient:
     return client
 
 
+def _django_repository(settings: EventBusSettings) -> Any:
+    from eventbus.adapters.django_orm import DjangoEntityRepository
+
+    return DjangoEntityRepository(using=settings.django_database)
+
+
+def _sqlalchemy_repository(settings: EventBusSettings) -> Any:
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import sessionmaker
+
+    from eventbus.adapters.sqlalchemy import SqlAlchemyEntityRepository
+    from eventbus.core.errors import ConfigurationError
+
+    if not settings.database_url:
+        raise ConfigurationError("the sqlalchemy repository needs EVENTBUS_DATABASE_URL")
+    engine = create_engine(settings.database_url, pool_pre_ping=True)
+    return SqlAlchemyEntityRepository(sessionmaker(engine, expire_on_commit=False))
+
+
 def _sns_publisher(settings: EventBusSettings) -> Any:
     from eventbus.adapters.sns import SnsPublisher
 
@@ -58,6 +78,17 @@ class Container(containers.DeclarativeContainer):
         providers.Callable(lambda s: s.publisher, settings),
         sns=providers.Singleton(_sns_publisher, settings),
         memory=providers.Singleton(InMemoryPublisher),
+    )
+
+    django_repository = providers.Singleton(_django_repository, settings)
+    sqlalchemy_repository = providers.Singleton(_sqlalchemy_repository, settings)
+    memory_repository = providers.Singleton(InMemoryEntityRepository)
+    #: The repository ``CeleryTaskWithCallback`` uses; the ORM bindings pick theirs by name.
+    repository = providers.Selector(
+        providers.Callable(lambda s: s.repository, settings),
+        django=django_repository,
+        sqlalchemy=sqlalchemy_repository,
+        memory=memory_repository,
     )
 
     event_publisher = providers.Singleton(

@@ -38,6 +38,12 @@ class EventBusSettings(BaseSettings):
     publisher_name: str = ""
     #: Which Publisher adapter the container builds.
     publisher: Literal["sns", "memory"] = "sns"
+    #: Which EntityRepository the container's ``repository`` provider builds.
+    repository: Literal["django", "sqlalchemy", "memory"] = "django"
+    #: SQLAlchemy database URL, for the ``sqlalchemy`` repository (e.g. ``postgresql+psycopg://...``).
+    database_url: str | None = None
+    #: Django database alias, for the ``django`` repository.
+    django_database: str = "default"
     #: Bodies larger than this are dead-lettered unread.
     max_message_bytes: int = MAX_MESSAGE_BYTES
     #: Long-poll wait for SQS receives, seconds (0-20).

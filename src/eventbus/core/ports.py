@@ -7,7 +7,8 @@ in-memory ones included, must pass it.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from eventbus.core.envelope import Envelope
@@ -35,7 +36,24 @@ class Publisher(ABC):
 
 
 class EntityRepository(ABC):
-    """Loads and deletes entities inside the caller's transaction."""
+    """Loads and deletes entities inside the caller's transaction.
+
+    ``atomic()`` opens (or joins) a transaction; ``on_commit(fn)`` runs ``fn`` after the
+    outermost one commits, and never if it rolls back: that is how success events stay
+    silent about work that was undone.
+    """
+
+    @abstractmethod
+    def atomic(self) -> AbstractContextManager[None]:
+        """A transaction: committed when the block exits normally, rolled back when it raises."""
+
+    @abstractmethod
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the current transaction commits (at once when none is open)."""
+
+    @abstractmethod
+    def identity(self, instance: Any) -> str:
+        """The entity's id as text (``metadata.entityId``)."""
 
     @abstractmethod
     def get(self, model: Any, **lookup: Any) -> Any:
