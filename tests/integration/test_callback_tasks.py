@@ -85,22 +85,28 @@ def django_side(
     spy = Spy(sns, sqs, topology.topic_arn, f"{topology.queue_name}-spy")
     env = {
         "DJANGO_SETTINGS_MODULE": "tests.django_project.settings",
-        "EVENTBUS_TEST_SQLITE": str(tmp / "db.sqlite3"),
+        "EVENTBUS_TEST_SQLITE": str(tmp / "db.sqlite3"),  # unless Django is already set up in this process
         "EVENTBUS_ENDPOINT_URL": sns_sqs_endpoint,
         "EVENTBUS_QUEUE_NAME": topology.queue_name,
         "EVENTBUS_TOPIC_ARN": topology.topic_arn,
         "EVENTBUS_SERVICE": "itest",
     }
     saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
+    for key, value in env.items():
+        os.environ.setdefault(key, value) if key == "EVENTBUS_TEST_SQLITE" else os.environ.__setitem__(key, value)
     try:
+        from django.conf import settings
         from django.core.management import call_command
 
         celery_app = importlib.import_module("tests.django_project.celery_app")
         celery_app.app.set_current()  # shared tasks resolve to the current app: send through this one
         call_command("migrate", verbosity=0)
         tasks = importlib.import_module("tests.django_project.entities.tasks")
-        worker = start_worker("tests.django_project.celery_app", topology, sns_sqs_endpoint, tmp, env=_only_extra(env))
+        worker_env = {
+            "DJANGO_SETTINGS_MODULE": "tests.django_project.settings",
+            "EVENTBUS_TEST_SQLITE": str(settings.DATABASES["default"]["NAME"]),  # the database this process uses
+        }
+        worker = start_worker("tests.django_project.celery_app", topology, sns_sqs_endpoint, tmp, env=worker_env)
         try:
             yield worker, spy, tasks
         finally:
@@ -111,10 +117,6 @@ def django_side(
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-
-
-def _only_extra(env: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in env.items() if k in {"DJANGO_SETTINGS_MODULE", "EVENTBUS_TEST_SQLITE"}}
 
 
 def new_entity(**fields: Any) -> Any:

@@ -65,14 +65,13 @@ def test_raw_delivery_envelope_and_typed_payload(sqs: Any, worker: Worker) -> No
     assert rows[0]["payload_type"] == "OrderPlacedPayload"
 
 
-def test_celery_task_messages_on_the_same_queue_still_run(worker: Worker, monkeypatch: pytest.MonkeyPatch) -> None:
-    import importlib
-
-    monkeypatch.setenv("EVENTBUS_ENDPOINT_URL", worker.endpoint)
-    monkeypatch.setenv("EVENTBUS_QUEUE_NAME", worker.topology.queue_name)
+def test_celery_task_messages_on_the_same_queue_still_run(worker: Worker) -> None:
+    from eventbus.celery import celery_config
+    from eventbus.settings import EventBusSettings
     from tests.integration import worker_app
 
-    worker_app = importlib.reload(worker_app)  # configure() reads the environment at import
+    settings = EventBusSettings(endpoint_url=worker.endpoint, queue_name=worker.topology.queue_name)
+    worker_app.app.conf.update(celery_config(settings))  # point this process's app at the worker's queue
     token = uuid.uuid4().hex
     worker_app.plain.delay(token)
     wait_until(lambda: [r for r in worker.records("plain") if r["token"] == token])
