@@ -1,0 +1,76 @@
+"""The Celery app the consume benchmark runs: one trivial event handler, one trivial task, and SQS call counting.
+
+Settings come from ``EVENTBUS_*``; ``BENCH_STOCK=1`` leaves Celery's own consumer in place; ``BENCH_PREFETCH`` and
+``BENCH_POLLING_INTERVAL`` tune the worker. Each handled message increments the Redis counter ``BENCH_COUNTER``;
+the worker's main process writes its SQS request counts to ``BENCH_CALLS`` at shutdown.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from typing import Any
+
+import redis
+from celery import Celery
+from celery.signals import worker_shutdown
+
+from eventbus.celery import configure, subscribe
+from eventbus.settings import EventBusSettings
+
+app = Celery("bench")
+configure(app, EventBusSettings())
+app.conf.worker_prefetch_multiplier = int(os.environ.get("BENCH_PREFETCH", "4"))
+app.conf.broker_transport_options["polling_interval"] = float(os.environ.get("BENCH_POLLING_INTERVAL", "0.1"))
+if os.environ.get("BENCH_STOCK") == "1":
+    app.conf.worker_consumer = "celery.worker.consumer:Consumer"
+
+_redis = redis.Redis.from_url(os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/0"))
+_counter = os.environ.get("BENCH_COUNTER", "bench")
+CALLS: Counter[str] = Counter()
+
+
+def _count_calls() -> None:
+    """Count every SQS request: kombu's async client (receives) and botocore (deletes, sends, lookups)."""
+    from botocore.client import BaseClient
+    from kombu.asynchronous.aws.sqs.connection import AsyncSQSConnection
+
+    make_request = AsyncSQSConnection.make_request
+
+    def counted_make_request(self: Any, operation_name: str, *args: Any, **kwargs: Any) -> Any:
+        CALLS[f"async:{operation_name}"] += 1
+        return make_request(self, operation_name, *args, **kwargs)
+
+    api_call = BaseClient._make_api_call
+
+    def counted_api_call(self: Any, operation_name: str, params: Any) -> Any:
+        if self.meta.service_model.service_name == "sqs":
+            CALLS[f"sync:{operation_name}"] += 1
+        return api_call(self, operation_name, params)
+
+    AsyncSQSConnection.make_request = counted_make_request  # type: ignore[method-assign]
+    BaseClient._make_api_call = counted_api_call  # type: ignore[method-assign]
+
+
+_count_calls()
+
+
+@worker_shutdown.connect
+def _write_calls(**_: Any) -> None:
+    path = os.environ.get("BENCH_CALLS")
+    if path:
+        with open(path, "w") as out:
+            json.dump(dict(CALLS), out)
+
+
+@subscribe
+def bench_event(task: Any, payload: dict[str, Any], metadata: Any) -> None:
+    """The event handler: count and return."""
+    _redis.incr(_counter)
+
+
+@app.task  # type: ignore[untyped-decorator]
+def bench_task(n: int) -> None:
+    """The plain task: count and return."""
+    _redis.incr(_counter)

@@ -1,0 +1,212 @@
+"""Consume benchmark: SQSConsumer events vs plain Celery tasks vs a raw boto3 drain, on one SNS/SQS endpoint.
+
+    python -m bench.consume --endpoint http://127.0.0.1:4567 --n 2000 --repeat 3
+
+LocalStack in host mode (``../shared/tools/localstack-host start 4567``) is the intended endpoint: moto rescans a
+queue on every call, so on moto this measures moto. Each scenario pre-fills a fresh queue with N messages, then
+times the drain from the first handled message to the last (prefork, concurrency 2), counts SQS requests made by the
+worker's main process, and the worker's CPU seconds. Prints a table and writes JSON under ``bench/results/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import redis
+
+ROOT = Path(__file__).resolve().parents[1]
+REGION = "eu-west-2"
+
+
+@dataclass
+class Result:
+    scenario: str
+    n: int
+    seconds: float
+    per_second: float
+    sqs_calls: int
+    calls_per_message: float
+    cpu_seconds_per_1000: float
+    calls: dict[str, int]
+
+
+def clients(endpoint: str) -> tuple[Any, Any]:
+    kwargs: dict[str, Any] = {
+        "endpoint_url": endpoint,
+        "region_name": REGION,
+        "aws_access_key_id": "test",
+        "aws_secret_access_key": "test",
+    }
+    return boto3.client("sqs", **kwargs), boto3.client("sns", **kwargs)
+
+
+def envelope(i: int) -> str:
+    metadata = {"eventName": "benchEvent", "publisherName": "bench", "entityId": str(i), "publishDate": "2026-01-01"}
+    return json.dumps({"metadata": metadata, "payload": {"i": i}})
+
+
+def fill_events(sqs: Any, url: str, n: int) -> None:
+    for start in range(0, n, 10):
+        entries = [{"Id": str(i), "MessageBody": envelope(i)} for i in range(start, min(start + 10, n))]
+        sqs.send_message_batch(QueueUrl=url, Entries=entries)
+
+
+def fill_tasks(endpoint: str, queue: str, n: int) -> None:
+    env = dict(os.environ, EVENTBUS_ENDPOINT_URL=endpoint, EVENTBUS_QUEUE_NAME=queue, EVENTBUS_REGION=REGION)
+    code = (
+        "from bench.bench_app import app, bench_task\n"
+        "with app.producer_or_acquire() as producer:\n"
+        f"    [bench_task.apply_async((i,), producer=producer) for i in range({n})]\n"
+    )
+    subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, check=True)
+
+
+def run_worker(endpoint: str, queue: str, n: int, counter: str, extra_env: dict[str, str]) -> Result:
+    r = redis.Redis.from_url(os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/0"))
+    r.delete(counter)
+    calls_file = Path(tempfile.mkstemp(suffix=".json")[1])
+    env = dict(
+        os.environ,
+        EVENTBUS_ENDPOINT_URL=endpoint,
+        EVENTBUS_QUEUE_NAME=queue,
+        EVENTBUS_REGION=REGION,
+        BENCH_COUNTER=counter,
+        BENCH_CALLS=str(calls_file),
+        PYTHONPATH=str(ROOT),
+        **extra_env,
+    )
+    cmd = [sys.executable, "-m", "celery", "-A", "bench.bench_app", "worker", "-Q", queue, "-c", "2", "-P", "prefork"]
+    cmd += ["--without-heartbeat", "--without-mingle", "--without-gossip", "-l", "warning"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    worker = subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True)
+    try:
+        first = last = 0.0
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            done = int(r.get(counter) or 0)
+            now = time.perf_counter()
+            if done and not first:
+                first = now
+            if done >= n:
+                last = now
+                break
+            time.sleep(0.01)
+        else:
+            raise RuntimeError(f"{queue}: only {r.get(counter)} of {n} handled")
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=60)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    calls = json.loads(calls_file.read_text() or "{}") if calls_file.exists() else {}
+    calls_file.unlink(missing_ok=True)
+    total = sum(calls.values())
+    seconds = max(last - first, 1e-9)
+    return Result("", n, seconds, (n - 1) / seconds, total, total / n, cpu * 1000 / n, calls)
+
+
+def raw_drain(sqs: Any, url: str, n: int) -> Result:
+    calls: dict[str, int] = {"ReceiveMessage": 0, "DeleteMessageBatch": 0}
+    handled = 0
+    start = time.perf_counter()
+    cpu0 = time.process_time()
+    while handled < n:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        calls["ReceiveMessage"] += 1
+        if messages:
+            entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+            sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+            calls["DeleteMessageBatch"] += 1
+            handled += len(messages)
+    seconds = time.perf_counter() - start
+    cpu = time.process_time() - cpu0
+    total = sum(calls.values())
+    return Result("", n, seconds, n / seconds, total, total / n, cpu * 1000 / n, calls)
+
+
+def scenarios(endpoint: str, n: int) -> dict[str, Callable[[], Result]]:
+    sqs, _ = clients(endpoint)
+
+    def fresh_queue() -> tuple[str, str]:
+        name = f"bench-{uuid.uuid4().hex[:10]}"
+        return name, sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
+
+    def events(extra: dict[str, str]) -> Callable[[], Result]:
+        def run() -> Result:
+            name, url = fresh_queue()
+            fill_events(sqs, url, n)
+            return run_worker(endpoint, name, n, f"bench:{name}", extra)
+
+        return run
+
+    def tasks(extra: dict[str, str]) -> Callable[[], Result]:
+        def run() -> Result:
+            name, _ = fresh_queue()
+            fill_tasks(endpoint, name, n)
+            return run_worker(endpoint, name, n, f"bench:{name}", extra)
+
+        return run
+
+    def raw() -> Result:
+        _, url = fresh_queue()
+        fill_events(sqs, url, n)
+        return raw_drain(sqs, url, n)
+
+    usual = {"BENCH_PREFETCH": "4", "BENCH_POLLING_INTERVAL": "0.1"}
+    return {
+        "stock-celery-tasks": tasks({**usual, "BENCH_STOCK": "1"}),
+        "sqsconsumer-events": events(usual),
+        "sqsconsumer-tasks": tasks(usual),
+        "raw-boto3-drain": raw,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--endpoint", default="http://127.0.0.1:4567")
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--only", default="", help="comma-separated scenario names")
+    args = parser.parse_args(argv)
+    table = scenarios(args.endpoint, args.n)
+    chosen = [s for s in args.only.split(",") if s] or list(table)
+    results: list[Result] = []
+    for name in chosen:
+        runs = []
+        for _ in range(args.repeat):
+            result = table[name]()
+            result.scenario = name
+            runs.append(result)
+            print(f"  {name}: {result.per_second:8.1f} msg/s, {result.calls_per_message:.2f} SQS calls/msg", flush=True)
+        results.append(sorted(runs, key=lambda r: r.per_second)[len(runs) // 2])
+    baseline = next((r.per_second for r in results if r.scenario == "stock-celery-tasks"), None)
+    print(f"\nN={args.n}, median of {args.repeat}, endpoint {args.endpoint}, prefork -c 2")
+    print(f"{'scenario':<22} {'msg/s':>9} {'x stock':>8} {'SQS calls/msg':>14} {'CPU s/1000':>11}")
+    for r in results:
+        ratio = f"{r.per_second / baseline:.2f}" if baseline else "-"
+        print(f"{r.scenario:<22} {r.per_second:9.1f} {ratio:>8} {r.calls_per_message:14.2f} {r.cpu_seconds_per_1000:11.2f}")
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"consume-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps([asdict(r) for r in results], indent=2))
+    print(f"\nwritten {path.relative_to(ROOT)}; median statistic: {statistics.median([r.per_second for r in results]):.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
