@@ -1,8 +1,9 @@
 """The Celery app the consume benchmark runs: one trivial event handler, one trivial task, and SQS call counting.
 
-Settings come from ``EVENTBUS_*``; ``BENCH_STOCK=1`` leaves Celery's own consumer in place; ``BENCH_PREFETCH`` and
-``BENCH_POLLING_INTERVAL`` tune the worker. Each handled message increments the Redis counter ``BENCH_COUNTER``;
-the worker's main process writes its SQS request counts to ``BENCH_CALLS`` at shutdown.
+Settings come from ``EVENTBUS_*``. ``BENCH_STOCK=all`` puts back Celery's own consumer and kombu's own SQS
+transport (``transport``: only the transport); ``BENCH_PREFETCH`` and ``BENCH_POLLING_INTERVAL`` tune the
+worker. Each handled message increments the Redis counter ``BENCH_COUNTER``; the worker's main process writes its
+SQS request counts to ``BENCH_CALLS`` at shutdown.
 """
 
 from __future__ import annotations
@@ -21,10 +22,14 @@ from eventbus.settings import EventBusSettings
 
 app = Celery("bench")
 configure(app, EventBusSettings())
-app.conf.worker_prefetch_multiplier = int(os.environ.get("BENCH_PREFETCH", "4"))
-app.conf.broker_transport_options["polling_interval"] = float(os.environ.get("BENCH_POLLING_INTERVAL", "0.1"))
-if os.environ.get("BENCH_STOCK") == "1":
+if "BENCH_PREFETCH" in os.environ:
+    app.conf.worker_prefetch_multiplier = int(os.environ["BENCH_PREFETCH"])
+if "BENCH_POLLING_INTERVAL" in os.environ:
+    app.conf.broker_transport_options["polling_interval"] = float(os.environ["BENCH_POLLING_INTERVAL"])
+if os.environ.get("BENCH_STOCK") in {"consumer", "all"}:
     app.conf.worker_consumer = "celery.worker.consumer:Consumer"
+if os.environ.get("BENCH_STOCK") in {"transport", "all"}:
+    app.conf.broker_transport = None  # kombu's own SQS transport, from the sqs:// URL
 
 _redis = redis.Redis.from_url(os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/0"))
 _counter = os.environ.get("BENCH_COUNTER", "bench")

@@ -166,12 +166,15 @@ def scenarios(endpoint: str, n: int) -> dict[str, Callable[[], Result]]:
         fill_events(sqs, url, n)
         return raw_drain(sqs, url, n)
 
-    usual = {"BENCH_PREFETCH": "4", "BENCH_POLLING_INTERVAL": "0.1"}
+    usual = {"BENCH_PREFETCH": "4", "BENCH_POLLING_INTERVAL": "0.1", "EVENTBUS_WAIT_TIME_SECONDS": "1"}
+    tuned = {"BENCH_PREFETCH": "16", "BENCH_POLLING_INTERVAL": "0", "EVENTBUS_WAIT_TIME_SECONDS": "1"}
     return {
-        "stock-celery-tasks": tasks({**usual, "BENCH_STOCK": "1"}),
-        "sqsconsumer-events": events(usual),
-        "sqsconsumer-tasks": tasks(usual),
+        "stock-usual-tasks": tasks({**usual, "BENCH_STOCK": "all"}),
+        "stock-tuned-tasks": tasks({**tuned, "BENCH_STOCK": "all"}),
         "raw-boto3-drain": raw,
+        "consumer-on-stock-transport-events": events({**usual, "BENCH_STOCK": "transport"}),
+        "eventbus-events": events({}),
+        "eventbus-tasks": tasks({}),
     }
 
 
@@ -181,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--only", default="", help="comma-separated scenario names")
+    parser.add_argument("--baseline", default="stock-tuned-tasks", help="the scenario ratios are against")
     args = parser.parse_args(argv)
     table = scenarios(args.endpoint, args.n)
     chosen = [s for s in args.only.split(",") if s] or list(table)
@@ -193,13 +197,13 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(result)
             print(f"  {name}: {result.per_second:8.1f} msg/s, {result.calls_per_message:.2f} SQS calls/msg", flush=True)
         results.append(sorted(runs, key=lambda r: r.per_second)[len(runs) // 2])
-    baseline = next((r.per_second for r in results if r.scenario == "stock-celery-tasks"), None)
+    baseline = next((r.per_second for r in results if r.scenario == args.baseline), None)
     print(f"\nN={args.n}, median of {args.repeat}, endpoint {args.endpoint}, prefork -c 2")
-    print(f"{'scenario':<22} {'msg/s':>9} {'x stock':>8} {'SQS calls/msg':>14} {'CPU s/1000':>11}")
+    print(f"{'scenario':<36} {'msg/s':>9} {'x base':>8} {'SQS calls/msg':>14} {'CPU s/1000':>11}")
     for r in results:
         ratio = f"{r.per_second / baseline:.2f}" if baseline else "-"
         cols = f"{r.per_second:9.1f} {ratio:>8} {r.calls_per_message:14.2f} {r.cpu_seconds_per_1000:11.2f}"
-        print(f"{r.scenario:<22} {cols}")
+        print(f"{r.scenario:<36} {cols}")
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"consume-{time.strftime('%Y%m%d-%H%M%S')}.json"

@@ -50,6 +50,13 @@ class EventBusSettings(BaseSettings):
     wait_time_seconds: int = 1
     #: Pause after an empty receive, seconds.
     polling_interval: float = 0.0
+    #: Prefetch window per pool process (Celery's ``worker_prefetch_multiplier``).
+    prefetch_multiplier: int = 10
+    #: Deletes per ``DeleteMessageBatch`` (1-10).
+    ack_batch_size: int = 10
+    #: Longest wait before buffered deletes are sent, seconds: also the widest window in which a killed worker's
+    #: finished messages are redelivered.
+    ack_flush_interval: float = 0.05
 
     @model_validator(mode="after")
     def _defaults(self) -> EventBusSettings:

@@ -56,11 +56,18 @@ class SqsAcknowledger:
         delay is the visibility timeout.
         """
         channel = message.channel
-        channel.qos.reject(message.delivery_tag, requeue=False)
+        if hasattr(channel, "forget"):  # eventbus's transport: also resumes polling on the freed slot
+            channel.forget(message.delivery_tag)
+        else:
+            channel.qos.reject(message.delivery_tag, requeue=False)
         message._state = "REJECTED"
 
     def release(self, message: Message) -> None:
         """Make the message visible again now (visibility 0), for another consumer to take."""
+        if hasattr(message.channel, "change_visibility"):  # eventbus's transport batches it
+            message.channel.change_visibility(message.delivery_info, 0)
+            self.leave_for_redelivery(message)
+            return
         try:
             client = message.channel.sqs(queue=queue_name(message))
             client.change_message_visibility(

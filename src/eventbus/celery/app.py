@@ -9,6 +9,8 @@ from celery import Celery
 from eventbus.settings import EventBusSettings
 
 CONSUMER = "eventbus.celery.SQSConsumer"
+#: kombu's SQS transport with batched acknowledgements and slot-driven polling (docs/performance.md).
+TRANSPORT = "eventbus.celery.transport:Transport"
 
 
 def celery_config(settings: EventBusSettings) -> dict[str, Any]:
@@ -17,11 +19,16 @@ def celery_config(settings: EventBusSettings) -> dict[str, Any]:
         "region": settings.region,
         "wait_time_seconds": settings.wait_time_seconds,
         "polling_interval": settings.polling_interval,
+        "ack_batch_size": settings.ack_batch_size,
+        "ack_flush_interval": settings.ack_flush_interval,
     }
     if settings.endpoint_url:
         transport["is_secure"] = settings.endpoint_url.startswith("https://")
     return {
         "broker_url": settings.broker_url(),
+        "broker_transport": TRANSPORT,
+        # receives ask for 10; a window of 10 per pool process keeps every receive full
+        "worker_prefetch_multiplier": settings.prefetch_multiplier,
         "broker_transport_options": transport,
         "broker_connection_retry_on_startup": True,
         "worker_consumer": CONSUMER,
