@@ -42,6 +42,8 @@ class Result:
     calls_per_message: float
     cpu_seconds_per_1000: float
     calls: dict[str, int]
+    duplicates: int = 0
+    left_in_queue: int = 0
 
 
 def clients(endpoint: str) -> tuple[Any, Any]:
@@ -73,6 +75,12 @@ def fill_tasks(endpoint: str, queue: str, n: int) -> None:
         f"    [bench_task.apply_async((i,), producer=producer) for i in range({n})]\n"
     )
     subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, check=True)
+
+
+def left_in(sqs: Any, url: str) -> int:
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    return sum(int(attributes[name]) for name in names)
 
 
 def run_worker(endpoint: str, queue: str, n: int, counter: str, extra_env: dict[str, str]) -> Result:
@@ -107,16 +115,18 @@ def run_worker(endpoint: str, queue: str, n: int, counter: str, extra_env: dict[
             time.sleep(0.01)
         else:
             raise RuntimeError(f"{queue}: only {r.get(counter)} of {n} handled")
+        time.sleep(1.0)  # anything handled twice shows up as a count above n
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=60)
+    handled = int(r.get(counter) or 0)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     calls = json.loads(calls_file.read_text() or "{}") if calls_file.exists() else {}
     calls_file.unlink(missing_ok=True)
     total = sum(calls.values())
     seconds = max(last - first, 1e-9)
-    return Result("", n, seconds, (n - 1) / seconds, total, total / n, cpu * 1000 / n, calls)
+    return Result("", n, seconds, (n - 1) / seconds, total, total / n, cpu * 1000 / n, calls, handled - n)
 
 
 def raw_drain(sqs: Any, url: str, n: int) -> Result:
@@ -138,7 +148,8 @@ def raw_drain(sqs: Any, url: str, n: int) -> Result:
     return Result("", n, seconds, n / seconds, total, total / n, cpu * 1000 / n, calls)
 
 
-def scenarios(endpoint: str, n: int) -> dict[str, Callable[[], Result]]:
+def scenarios(endpoint: str, n: int, worker_endpoint: str) -> dict[str, Callable[[], Result]]:
+    """Scenario name -> run. Queues are filled through ``endpoint``; workers talk to ``worker_endpoint``."""
     sqs, _ = clients(endpoint)
 
     def fresh_queue() -> tuple[str, str]:
@@ -149,22 +160,26 @@ def scenarios(endpoint: str, n: int) -> dict[str, Callable[[], Result]]:
         def run() -> Result:
             name, url = fresh_queue()
             fill_events(sqs, url, n)
-            return run_worker(endpoint, name, n, f"bench:{name}", extra)
+            result = run_worker(worker_endpoint, name, n, f"bench:{name}", extra)
+            result.left_in_queue = left_in(sqs, url)
+            return result
 
         return run
 
     def tasks(extra: dict[str, str]) -> Callable[[], Result]:
         def run() -> Result:
-            name, _ = fresh_queue()
+            name, url = fresh_queue()
             fill_tasks(endpoint, name, n)
-            return run_worker(endpoint, name, n, f"bench:{name}", extra)
+            result = run_worker(worker_endpoint, name, n, f"bench:{name}", extra)
+            result.left_in_queue = left_in(sqs, url)
+            return result
 
         return run
 
     def raw() -> Result:
         _, url = fresh_queue()
         fill_events(sqs, url, n)
-        return raw_drain(sqs, url, n)
+        return raw_drain(clients(worker_endpoint)[0], url, n)
 
     usual = {"BENCH_PREFETCH": "4", "BENCH_POLLING_INTERVAL": "0.1", "EVENTBUS_WAIT_TIME_SECONDS": "1"}
     tuned = {"BENCH_PREFETCH": "16", "BENCH_POLLING_INTERVAL": "0", "EVENTBUS_WAIT_TIME_SECONDS": "1"}
@@ -185,8 +200,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--only", default="", help="comma-separated scenario names")
     parser.add_argument("--baseline", default="stock-tuned-tasks", help="the scenario ratios are against")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="add this delay to every worker request")
     args = parser.parse_args(argv)
-    table = scenarios(args.endpoint, args.n)
+    if args.latency_ms:
+        from bench.latency_proxy import LatencyProxy
+
+        port = int(args.endpoint.rsplit(":", 1)[1].strip("/"))
+        with LatencyProxy(port, delay=args.latency_ms / 1000) as proxy:
+            print(f"workers reach {args.endpoint} through {proxy.url}, +{args.latency_ms:g} ms per request")
+            return measure(args, scenarios(args.endpoint, args.n, proxy.url))
+    return measure(args, scenarios(args.endpoint, args.n, args.endpoint))
+
+
+def measure(args: argparse.Namespace, table: dict[str, Callable[[], Result]]) -> int:
+    """Run the chosen scenarios, print the table, write the JSON."""
     chosen = [s for s in args.only.split(",") if s] or list(table)
     results: list[Result] = []
     for name in chosen:
@@ -198,15 +225,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name}: {result.per_second:8.1f} msg/s, {result.calls_per_message:.2f} SQS calls/msg", flush=True)
         results.append(sorted(runs, key=lambda r: r.per_second)[len(runs) // 2])
     baseline = next((r.per_second for r in results if r.scenario == args.baseline), None)
-    print(f"\nN={args.n}, median of {args.repeat}, endpoint {args.endpoint}, prefork -c 2")
-    print(f"{'scenario':<36} {'msg/s':>9} {'x base':>8} {'SQS calls/msg':>14} {'CPU s/1000':>11}")
+    latency = f", +{args.latency_ms:g} ms per request" if args.latency_ms else ""
+    print(f"\nN={args.n}, median of {args.repeat}, endpoint {args.endpoint}{latency}, prefork -c 2")
+    head = f"{'msg/s':>9} {'x base':>8} {'SQS calls/msg':>14} {'CPU s/1000':>11} {'dup':>4} {'left':>5}"
+    print(f"{'scenario':<36} {head}")
     for r in results:
         ratio = f"{r.per_second / baseline:.2f}" if baseline else "-"
         cols = f"{r.per_second:9.1f} {ratio:>8} {r.calls_per_message:14.2f} {r.cpu_seconds_per_1000:11.2f}"
+        cols += f" {r.duplicates:4d} {r.left_in_queue:5d}"
         print(f"{r.scenario:<36} {cols}")
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"consume-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path = out / f"consume-{time.strftime('%Y%m%d-%H%M%S')}{'-latency' if args.latency_ms else ''}.json"
     path.write_text(json.dumps([asdict(r) for r in results], indent=2))
     print(f"\nwritten {path.relative_to(ROOT)}")
     return 0
