@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -15,8 +16,8 @@ from eventbus.core.naming import default_queue_name
 class EventBusSettings(BaseSettings):
     """Everything the container needs; each field reads ``EVENTBUS_<NAME>``.
 
-    Unknown ``EVENTBUS_*`` variables are an error naming the variable, so a typo does not
-    silently fall back to a default.
+    An unknown ``EVENTBUS_*`` variable is an error naming the variable, so a typo does not
+    silently fall back to a default (``EVENTBUS_TEST_*`` is left to test suites).
     """
 
     model_config = SettingsConfigDict(env_prefix="EVENTBUS_", extra="forbid", frozen=True)
@@ -60,6 +61,16 @@ class EventBusSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _defaults(self) -> EventBusSettings:
+        prefix = "EVENTBUS_"
+        unknown = sorted(
+            key
+            for key in os.environ
+            if key.startswith(prefix)
+            and not key.startswith(f"{prefix}TEST_")
+            and key[len(prefix) :].lower() not in type(self).model_fields
+        )
+        if unknown:
+            raise ValueError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(type(self).model_fields)}")
         if not self.queue_name:
             object.__setattr__(self, "queue_name", default_queue_name(self.environment, self.service))
         if not self.publisher_name:
