@@ -156,25 +156,21 @@ def scenarios(endpoint: str, n: int, worker_endpoint: str) -> dict[str, Callable
         name = f"bench-{uuid.uuid4().hex[:10]}"
         return name, sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
 
-    def events(extra: dict[str, str]) -> Callable[[], Result]:
+    def worker_run(fill: Callable[[str, str], None], extra: dict[str, str]) -> Callable[[], Result]:
         def run() -> Result:
             name, url = fresh_queue()
-            fill_events(sqs, url, n)
+            fill(name, url)
             result = run_worker(worker_endpoint, name, n, f"bench:{name}", extra)
             result.left_in_queue = left_in(sqs, url)
             return result
 
         return run
+
+    def events(extra: dict[str, str]) -> Callable[[], Result]:
+        return worker_run(lambda name, url: fill_events(sqs, url, n), extra)
 
     def tasks(extra: dict[str, str]) -> Callable[[], Result]:
-        def run() -> Result:
-            name, url = fresh_queue()
-            fill_tasks(endpoint, name, n)
-            result = run_worker(worker_endpoint, name, n, f"bench:{name}", extra)
-            result.left_in_queue = left_in(sqs, url)
-            return result
-
-        return run
+        return worker_run(lambda name, url: fill_tasks(endpoint, name, n), extra)
 
     def raw() -> Result:
         _, url = fresh_queue()

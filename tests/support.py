@@ -8,7 +8,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,3 +121,20 @@ def start_worker(
         worker.stop()
         raise
     return worker
+
+
+@contextmanager
+def environment(values: dict[str, str], *, keep_existing: tuple[str, ...] = ()) -> Iterator[None]:
+    """Set environment variables for the block (``keep_existing`` ones only if unset), then restore them all."""
+    saved = {key: os.environ.get(key) for key in values}
+    for key, value in values.items():
+        if key not in keep_existing or key not in os.environ:
+            os.environ[key] = value
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import Worker, make_topology, start_worker
+from tests.support import Worker, environment, make_topology, start_worker
 
 pytestmark = pytest.mark.integration
 
@@ -91,10 +90,7 @@ def django_side(
         "EVENTBUS_TOPIC_ARN": topology.topic_arn,
         "EVENTBUS_SERVICE": "itest",
     }
-    saved = {k: os.environ.get(k) for k in env}
-    for key, value in env.items():
-        os.environ.setdefault(key, value) if key == "EVENTBUS_TEST_SQLITE" else os.environ.__setitem__(key, value)
-    try:
+    with environment(env, keep_existing=("EVENTBUS_TEST_SQLITE",)):
         from django.conf import settings
         from django.core.management import call_command
 
@@ -111,12 +107,6 @@ def django_side(
             yield worker, spy, tasks
         finally:
             worker.stop()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def new_entity(**fields: Any) -> Any:
@@ -226,9 +216,7 @@ def sqlalchemy_side(
         "EVENTBUS_TOPIC_ARN": topology.topic_arn,
         "EVENTBUS_SERVICE": "itest",
     }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with environment(env):
         module = importlib.import_module("tests.sqlalchemy_app")
         module.create_schema()
         module.app.set_current()
@@ -239,12 +227,6 @@ def sqlalchemy_side(
             yield worker, spy, module
         finally:
             worker.stop()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def test_sqlalchemy_success_and_failure(sqlalchemy_side: tuple[Worker, Spy, Any]) -> None:
