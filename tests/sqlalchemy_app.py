@@ -72,6 +72,7 @@ def do_gadget_action(task: SQLAlchemyCeleryTaskWithCallback, gadget_id: str) -> 
     model=Gadget,
     payload_cls=GadgetActedPayload,
     exception_payload_cls=GadgetActionFailedPayload,
+    delete_on_success=True,
     autoretry_for=(ActionRefused,),
     max_retries=2,
     default_retry_delay=0,
@@ -79,6 +80,27 @@ def do_gadget_action(task: SQLAlchemyCeleryTaskWithCallback, gadget_id: str) -> 
 def retrying_gadget_action(task: SQLAlchemyCeleryTaskWithCallback, gadget_id: str) -> None:
     gadget: Gadget = task.get_instance(id=gadget_id)
     gadget.do_action(attempt=task.request.retries)
+
+
+class StrictGadgetPayload(EventPayload):
+    id: str
+    touched: str  # an int on the model
+    colour: str  # not on the model at all
+
+
+class StrictGadgetFailedPayload(EventFailPayload):
+    pass
+
+
+@shared_task(
+    bind=True,
+    base=SQLAlchemyCeleryTaskWithCallback,
+    model=Gadget,
+    payload_cls=StrictGadgetPayload,
+    exception_payload_cls=StrictGadgetFailedPayload,
+)
+def strict_gadget_action(task: SQLAlchemyCeleryTaskWithCallback, gadget_id: str) -> None:
+    task.get_instance(id=gadget_id).do_action()
 
 
 def _engine():  # type: ignore[no-untyped-def]

@@ -259,4 +259,27 @@ def test_sqlalchemy_missing_entity_and_retry_then_success(sqlalchemy_side: tuple
     app.retrying_gadget_action.delay(gadget_id=flaky)
     events = spy.events_for(flaky, settle=3.0)
     assert [e["metadata"]["eventName"] for e in events] == ["gadgetActed"]
-    assert app.gadget_touched(flaky) == 1, "the failed attempt was rolled back, the retry committed"
+    assert not app.gadget_exists(flaky), "delete_on_success=True"
+
+
+def test_sqlalchemy_failure_after_all_retries_publishes_once_and_rolls_back(
+    sqlalchemy_side: tuple[Worker, Spy, Any],
+) -> None:
+    _worker, spy, app = sqlalchemy_side
+    doomed = app.add_gadget("fail")
+    app.retrying_gadget_action.delay(gadget_id=doomed)
+    events = spy.events_for(doomed, settle=4.0)
+    assert [e["metadata"]["eventName"] for e in events] == ["gadgetActionFailed"]
+    assert app.gadget_touched(doomed) == 0, "each attempt's change was rolled back"
+
+
+def test_sqlalchemy_payload_that_cannot_be_built_names_the_fields(sqlalchemy_side: tuple[Worker, Spy, Any]) -> None:
+    _worker, spy, app = sqlalchemy_side
+    gadget = app.add_gadget("ok")
+    app.strict_gadget_action.delay(gadget_id=gadget)
+    [event] = spy.events_for(gadget, settle=1.0)
+    assert event["metadata"]["eventName"] == "strictGadgetFailed"
+    assert event["metadata"]["errorCode"] == "PayloadValidationError"
+    assert "touched" in event["payload"]["errorMessage"]
+    assert "colour" in event["payload"]["errorMessage"]
+    assert app.gadget_touched(gadget) == 0, "the transaction was rolled back: nothing announced, nothing kept"
