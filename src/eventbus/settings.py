@@ -45,6 +45,8 @@ class EventBusSettings(BaseSettings):
     database_url: str | None = None
     #: Django database alias, for the ``django`` repository.
     django_database: str = "default"
+    #: Fate of a valid event no handler subscribes to: dropped (a topic fans out every event) or dead-lettered.
+    unsubscribed: Literal["drop", "dead-letter"] = "drop"
     #: Bodies larger than this are dead-lettered unread.
     max_message_bytes: int = MAX_MESSAGE_BYTES
     #: Long-poll wait for SQS receives, seconds (0-20).

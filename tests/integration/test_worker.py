@@ -156,3 +156,31 @@ def test_a_handler_publishing_continues_the_trace(sqs: Any, worker: Worker) -> N
     assert rows[0]["traceparent"].split("-")[1] == trace_id
     assert rows[0]["traceparent"] != parent
     assert rows[0]["publisher"] == "itest"
+
+
+def test_unsubscribed_events_can_be_dead_lettered_instead(
+    sns: Any, sqs: Any, sns_sqs_endpoint: str, tmp_path: Any
+) -> None:
+    from tests.support import make_topology, start_worker
+
+    topology = make_topology(sns, sqs, f"unsub-{uuid.uuid4().hex[:8]}")
+    strict = start_worker(
+        "tests.integration.worker_app",
+        topology,
+        sns_sqs_endpoint,
+        tmp_path,
+        env={"EVENTBUS_UNSUBSCRIBED": "dead-letter"},
+    )
+    try:
+        event = f"nobodyListens{uuid.uuid4().hex[:8]}"
+        sqs.send_message(QueueUrl=topology.queue_url, MessageBody=envelope(event, {"x": 1}))
+        response: dict[str, Any] = {}
+
+        def dead() -> list[dict[str, Any]]:
+            response.update(sqs.receive_message(QueueUrl=topology.dlq_url, MessageAttributeNames=["All"]))
+            return [m for m in response.get("Messages", []) if event in m["Body"]]
+
+        [message] = wait_until(dead)
+        assert "no handler subscribes" in message["MessageAttributes"]["eventbus-reason"]["StringValue"]
+    finally:
+        strict.stop()

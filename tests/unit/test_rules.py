@@ -110,6 +110,8 @@ def test_decision_table() -> None:
     assert decision.fate is Fate.DEAD_LETTER
     assert decision.reason.startswith("invalid-payload: payload.id")
     assert decide(SEED_DO_GOOD, REGISTRY, max_bytes=10).fate is Fate.DEAD_LETTER
+    other = SEED_DO_GOOD.replace('"doGood"', '"other"')
+    assert decide(other, REGISTRY, unsubscribed=Fate.DEAD_LETTER).fate is Fate.DEAD_LETTER
 
 
 def test_two_handlers_for_one_event_is_an_error() -> None:

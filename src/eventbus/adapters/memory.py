@@ -90,11 +90,13 @@ class InMemoryConsumer:
         handlers: Mapping[str, Handler],
         *,
         max_bytes: int = MAX_MESSAGE_BYTES,
+        unsubscribed: Fate = Fate.DROP,
     ) -> None:
         self.queue = queue
         self.registry = registry
         self.handlers = handlers
         self.max_bytes = max_bytes
+        self.unsubscribed = unsubscribed
 
     def drain(self, max_rounds: int = 100) -> int:
         """Receive until the queue is empty (or ``max_rounds`` passes); return how many handlers succeeded."""
@@ -112,7 +114,7 @@ class InMemoryConsumer:
         if stored.receive_count > self.queue.max_receive_count:
             self.queue.dead_letters.append(stored.body)
             return 0
-        decision = decide(stored.body, self.registry, max_bytes=self.max_bytes)
+        decision = decide(stored.body, self.registry, max_bytes=self.max_bytes, unsubscribed=self.unsubscribed)
         if decision.fate is not Fate.DISPATCH:
             level = logging.INFO if decision.fate is Fate.DROP else logging.WARNING
             logger.log(

@@ -38,6 +38,9 @@ def celery_config(settings: EventBusSettings) -> dict[str, Any]:
         "worker_enable_remote_control": False,
         "worker_send_task_events": False,
         "task_send_sent_event": False,
+        # read by SQSConsumer
+        "eventbus_max_message_bytes": settings.max_message_bytes,
+        "eventbus_unsubscribed": settings.unsubscribed,
     }
 
 

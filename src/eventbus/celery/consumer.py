@@ -84,17 +84,19 @@ class EventRouter:
         acknowledger: SqsAcknowledger,
         *,
         max_bytes: int = MAX_MESSAGE_BYTES,
+        unsubscribed: Fate = Fate.DROP,
     ) -> None:
         self.registry = registry
         self.acknowledger = acknowledger
         self.max_bytes = max_bytes
+        self.unsubscribed = unsubscribed
 
     def route(self, message: Message, run_task_message: Callable[[Message], Any]) -> Any:
         """Handle one message received by the worker."""
         headers = message.headers
         if isinstance(headers, dict) and "task" in headers:
             return run_task_message(message)
-        decision = decide(message.body or b"", self.registry, max_bytes=self.max_bytes)
+        decision = decide(message.body or b"", self.registry, max_bytes=self.max_bytes, unsubscribed=self.unsubscribed)
         if decision.fate is Fate.DISPATCH:
             _as_task_message(message, decision)
             message.reject_log_error = self.acknowledger.reject_callback(message)  # type: ignore[method-assign]
@@ -119,10 +121,11 @@ class EventRouter:
 
 
 class SQSConsumer(Consumer):  # type: ignore[misc]
-    """Celery's consumer, plus raw events from SNS/SQS routed to ``@subscribe`` tasks."""
+    """Celery's consumer, plus raw events from SNS/SQS routed to ``@subscribe`` tasks.
 
-    #: Bodies above this many bytes are dead-lettered unread.
-    max_message_bytes: int = MAX_MESSAGE_BYTES
+    Reads ``eventbus_max_message_bytes`` and ``eventbus_unsubscribed`` from the app's configuration (set by
+    :func:`eventbus.celery.configure` from ``EVENTBUS_MAX_MESSAGE_BYTES`` and ``EVENTBUS_UNSUBSCRIBED``).
+    """
 
     def build_registry(self) -> SubscriptionRegistry:
         """The event-name registry from the app's ``@subscribe`` tasks (raises on duplicates)."""
@@ -136,7 +139,13 @@ class SQSConsumer(Consumer):  # type: ignore[misc]
             "eventbus: consuming events %s",
             ", ".join(f"{name} -> {sub.handler}" for name, sub in sorted(registry.items())) or "(none subscribed)",
         )
-        router = EventRouter(registry, SqsAcknowledger(), max_bytes=self.max_message_bytes)
+        conf = self.app.conf
+        router = EventRouter(
+            registry,
+            SqsAcknowledger(),
+            max_bytes=int(conf.get("eventbus_max_message_bytes") or MAX_MESSAGE_BYTES),
+            unsubscribed=Fate(conf.get("eventbus_unsubscribed") or Fate.DROP),
+        )
 
         def on_message(message: Message) -> Any:
             return router.route(message, run_task_message)

@@ -46,15 +46,26 @@ class Decision:
         return self.envelope.event_name if self.envelope is not None else ""
 
 
-def decide(body: str | bytes, registry: SubscriptionRegistry, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Decision:
-    """Decide the fate of one message body. Never raises for any input."""
+def decide(
+    body: str | bytes,
+    registry: SubscriptionRegistry,
+    *,
+    max_bytes: int = MAX_MESSAGE_BYTES,
+    unsubscribed: Fate = Fate.DROP,
+) -> Decision:
+    """Decide the fate of one message body. Never raises for any input.
+
+    ``unsubscribed`` is the fate of a valid event nobody subscribed to: ``DROP`` (default) or ``DEAD_LETTER``
+    (for a queue that should only ever receive events it handles).
+    """
     try:
         envelope = decode_message_body(body, max_bytes=max_bytes)
     except EnvelopeError as exc:
         return Decision(Fate.DEAD_LETTER, reason=str(exc))
     subscription = registry.get(envelope.event_name)
     if subscription is None:
-        return Decision(Fate.DROP, reason=f"no handler subscribes to event {envelope.event_name!r}", envelope=envelope)
+        reason = f"no handler subscribes to event {envelope.event_name!r}"
+        return Decision(unsubscribed, reason=reason, envelope=envelope)
     try:
         subscription.validate_payload(envelope)
     except EnvelopeError as exc:
