@@ -5,7 +5,7 @@ import tempfile
 
 SECRET_KEY = "tests-only"
 USE_TZ = True
-INSTALLED_APPS = ["tests.django_project.entities"]
+INSTALLED_APPS = ["eventbus.adapters.django_orm", "tests.django_project.entities"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 DATABASES = {
     "default": {

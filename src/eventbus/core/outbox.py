@@ -1,0 +1,252 @@
+"""The transactional outbox: events published inside a database transaction leave only if it commits.
+
+:class:`OutboxPublisher` is a :class:`Publisher` that writes envelopes to an outbox table in the caller's open
+transaction (the entity repository's, when a callback task runs) instead of sending them. After the commit an
+:class:`OutboxRelay` sends them through the real transport and deletes them: at once, from the process that
+committed (the fast path), and otherwise from a relay loop that retries with backoff until the transport is back
+(:meth:`OutboxRelay.run`). A rolled-back transaction leaves no row, so nothing is ever sent for undone work.
+
+Rows are claimed before they are sent (``claim`` sets a token and a lease), so the fast path and any number of relay
+loops never send one row twice; only a relay that dies between the transport's acceptance and the delete leaves a row
+to be sent again when its lease ends (at-least-once).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from eventbus.core.envelope import Envelope, decode_message_body
+from eventbus.core.errors import EnvelopeError, EventBusError, PublishError
+from eventbus.core.ports import Publisher
+
+logger = logging.getLogger("eventbus.outbox")
+
+#: How long a claim on outbox rows lasts before another relay may take them (seconds).
+DEFAULT_CLAIM_LEASE: Final = 60.0
+#: Longest pause between relay attempts while the transport fails (seconds).
+DEFAULT_MAX_BACKOFF: Final = 10.0
+
+
+class OutboxError(EventBusError):
+    """The outbox store failed; the driver's exception is chained as ``__cause__``."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """One stored event: its outbox id, the envelope's JSON as published, and how often sending it failed."""
+
+    id: str
+    body: str
+    event_name: str
+    attempts: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedBatch:
+    """Rows claimed for sending under ``token``."""
+
+    token: str
+    items: list[OutboxItem] = field(default_factory=list)
+
+
+class OutboxStore(ABC):
+    """Stores envelopes in the caller's transaction and hands them to relays, each row to one relay at a time."""
+
+    @abstractmethod
+    def add(self, envelopes: Sequence[Envelope]) -> list[str]:
+        """Store ``envelopes`` (their JSON, ``Envelope.to_json()``) and return their outbox ids, in order.
+
+        Inside an open transaction of the adapter's unit of work the rows are part of it: they exist only if it
+        commits. Outside one they are committed at once.
+
+        Raises:
+            OutboxError: the store failed.
+        """
+
+    @abstractmethod
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` after the open transaction commits (never if it rolls back); at once outside one."""
+
+    @abstractmethod
+    def claim(self, limit: int, lease: float, ids: Sequence[str] | None = None) -> ClaimedBatch:
+        """Claim up to ``limit`` rows nobody holds (never claimed, or their claim expired), oldest first.
+
+        With ``ids``, only those rows (any already claimed or gone are skipped). Claimed rows are not handed to
+        another ``claim`` until ``lease`` seconds have passed. Commits by itself, outside any caller transaction.
+
+        Raises:
+            OutboxError: the store failed.
+        """
+
+    @abstractmethod
+    def mark_sent(self, token: str, ids: Sequence[str]) -> None:
+        """Delete rows ``ids`` still claimed under ``token``.
+
+        Raises:
+            OutboxError: the store failed.
+        """
+
+    @abstractmethod
+    def mark_failed(self, token: str, ids: Sequence[str], retry_in: float) -> None:
+        """Release rows ``ids`` claimed under ``token``: count one more failed attempt, claimable again after
+        ``retry_in`` seconds.
+
+        Raises:
+            OutboxError: the store failed.
+        """
+
+    @abstractmethod
+    def pending(self) -> int:
+        """How many rows wait to be sent (claimed or not).
+
+        Raises:
+            OutboxError: the store failed.
+        """
+
+
+@dataclass(frozen=True, slots=True)
+class RelayReport:
+    """What one relay pass did."""
+
+    sent: int = 0
+    failed: int = 0
+    error: str = ""
+
+
+class OutboxRelay:
+    """Sends claimed outbox rows through a transport :class:`Publisher` and deletes them."""
+
+    def __init__(
+        self,
+        store: OutboxStore,
+        transport: Publisher,
+        *,
+        batch_size: int = 100,
+        lease: float = DEFAULT_CLAIM_LEASE,
+        max_backoff: float = DEFAULT_MAX_BACKOFF,
+    ) -> None:
+        self.store = store
+        self.transport = transport
+        self.batch_size = batch_size
+        self.lease = lease
+        self.max_backoff = max_backoff
+
+    def relay(self, ids: Sequence[str] | None = None) -> RelayReport:
+        """Claim and send one batch (only ``ids`` if given); failed rows are released for a later pass.
+
+        Never raises for transport or store failures: they are reported (and logged once per pass).
+        """
+        try:
+            batch = self.store.claim(self.batch_size, self.lease, ids)
+        except OutboxError as exc:
+            logger.warning("eventbus: outbox claim failed (%s); relaying later", exc)
+            return RelayReport(error=str(exc))
+        if not batch.items:
+            return RelayReport()
+        items, envelopes, unreadable = [], [], []
+        for item in batch.items:
+            try:
+                envelopes.append(decode_message_body(item.body, max_bytes=len(item.body.encode()) + 1))
+                items.append(item)
+            except EnvelopeError as exc:
+                logger.error("eventbus: outbox row %s is not an envelope (%s); kept, not sent", item.id, exc)
+                unreadable.append(item)
+        if unreadable:
+            self._settle(batch.token, [], unreadable, retry_in=self.max_backoff * 30)
+        if not envelopes:
+            return RelayReport(failed=len(unreadable))
+        try:
+            self.transport.publish_batch(envelopes)
+        except PublishError as exc:
+            failed_positions = {int(i) for i in exc.failed_ids if i.isdigit()} or set(range(len(items)))
+            sent = [item.id for n, item in enumerate(items) if n not in failed_positions]
+            failed = [item for n, item in enumerate(items) if n in failed_positions]
+            self._settle(batch.token, sent, failed)
+            return RelayReport(sent=len(sent), failed=len(failed) + len(unreadable), error=str(exc))
+        self._settle(batch.token, [item.id for item in items], [])
+        return RelayReport(sent=len(items), failed=len(unreadable))
+
+    def _settle(self, token: str, sent: list[str], failed: list[OutboxItem], retry_in: float | None = None) -> None:
+        try:
+            if sent:
+                self.store.mark_sent(token, sent)
+            if failed:
+                if retry_in is None:
+                    # the relay loop paces retries; a row's own delay grows only while it keeps failing
+                    retry_in = min(0.5 * 2 ** min(max(item.attempts for item in failed), 10), self.max_backoff)
+                self.store.mark_failed(token, [item.id for item in failed], retry_in)
+        except OutboxError as exc:
+            # sent rows stay claimed until their lease ends and are then sent again: at-least-once, logged
+            logger.error("eventbus: outbox bookkeeping failed (%s); %d sent event(s) may be sent again", exc, len(sent))
+
+    def drain(self) -> RelayReport:
+        """Relay passes until nothing is claimable or a pass fails; return the totals."""
+        sent = failed = 0
+        while True:
+            report = self.relay()
+            sent, failed = sent + report.sent, failed + report.failed
+            if report.error or report.sent == 0:
+                return RelayReport(sent=sent, failed=failed, error=report.error)
+
+    def run(self, stop: threading.Event, interval: float = 1.0) -> None:
+        """Relay until ``stop`` is set: every ``interval`` seconds while healthy, backing off (doubling, at most
+        ``max_backoff``) while the transport or the store fails. Logs the outage once and the recovery once."""
+        delay, failing_since = interval, 0.0
+        while not stop.is_set():
+            report = self.drain()
+            if report.error:
+                if not failing_since:
+                    failing_since = time.monotonic()
+                    logger.warning("eventbus: outbox relay cannot send (%s); retrying with backoff", report.error)
+                delay = min(delay * 2, self.max_backoff)
+            else:
+                if failing_since:
+                    logger.warning(
+                        "eventbus: outbox relay sending again after %.1fs; %d event(s) sent",
+                        time.monotonic() - failing_since,
+                        report.sent,
+                    )
+                failing_since, delay = 0.0, interval
+            stop.wait(delay)
+
+
+class OutboxPublisher(Publisher):
+    """A :class:`Publisher` that writes to the outbox in the caller's transaction; sent after commit.
+
+    ``relay`` (optional) is tried right after the commit for the rows just written, so events leave at once when the
+    transport is up; rows it cannot send wait for a relay loop. Returns outbox ids, not transport message ids.
+    """
+
+    #: Publishing joins the caller's transaction: callers may publish before commit (see ``EntityCallbacks``).
+    transactional: Final = True
+
+    def __init__(self, store: OutboxStore, relay: OutboxRelay | None = None) -> None:
+        self.store = store
+        self.relay = relay
+
+    def publish(self, envelope: Envelope) -> str:
+        """Store one envelope in the open transaction (or commit it at once outside one)."""
+        return self.publish_batch([envelope])[0]
+
+    def publish_batch(self, envelopes: Sequence[Envelope]) -> list[str]:
+        """Store envelopes in the open transaction; relay them right after it commits."""
+        try:
+            ids = self.store.add(envelopes)
+        except OutboxError as exc:
+            raise PublishError(f"outbox write failed: {exc}") from exc
+        if self.relay is not None and ids:
+            relay = self.relay
+            self.store.on_commit(lambda: _relay_quietly(relay, ids))
+        return ids
+
+
+def _relay_quietly(relay: OutboxRelay, ids: list[str]) -> None:
+    report = relay.relay(ids)
+    if report.error:
+        logger.info("eventbus: %d outbox event(s) wait for the relay loop (%s)", report.failed, report.error)
