@@ -138,3 +138,33 @@ def environment(values: dict[str, str], *, keep_existing: tuple[str, ...] = ()) 
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = old
+
+
+def queue_depth(sqs: Any, url: str) -> int:
+    """Visible plus in-flight messages of a queue."""
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    return sum(int(attributes[name]) for name in names)
+
+
+def send_events(sqs: Any, url: str, event: str, payloads: list[dict[str, Any]]) -> None:
+    """Send raw-delivery envelopes of ``event``, ten per ``SendMessageBatch``."""
+    for start in range(0, len(payloads), 10):
+        entries = [
+            {"Id": str(i), "MessageBody": json.dumps({"metadata": {"eventName": event}, "payload": payload})}
+            for i, payload in enumerate(payloads[start : start + 10])
+        ]
+        sqs.send_message_batch(QueueUrl=url, Entries=entries)
+
+
+def pool_children(pid: int) -> list[int]:
+    """The pids of a worker's pool processes (its direct children)."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    children.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return children

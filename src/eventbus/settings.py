@@ -60,6 +60,10 @@ class EventBusSettings(BaseSettings):
     #: Longest wait before buffered deletes are sent, seconds: also the widest window in which a killed worker's
     #: finished messages are redelivered.
     ack_flush_interval: float = 0.05
+    #: Extend the visibility of messages the worker holds (running or prefetched) before it lapses.
+    heartbeat: bool = True
+    #: Longest pause between receives while SQS is unreachable, seconds.
+    outage_backoff_max: float = 5.0
 
     @model_validator(mode="after")
     def _defaults(self) -> EventBusSettings:

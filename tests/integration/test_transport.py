@@ -63,7 +63,8 @@ def test_events_and_tasks_on_one_queue_are_each_handled_exactly_once(sqs: Any, w
 def test_warm_shutdown_flushes_buffered_deletes(sns: Any, sqs: Any, sns_sqs_endpoint: str, tmp_path: Any) -> None:
     from tests.support import make_topology, start_worker
 
-    topology = make_topology(sns, sqs, f"flush-{uuid.uuid4().hex[:8]}", visibility=1)
+    # 5 s visibility: longer than handling plus shutdown (with 1 s, SQS could redeliver before the flush)
+    topology = make_topology(sns, sqs, f"flush-{uuid.uuid4().hex[:8]}", visibility=5)
     # a long flush interval: only the shutdown flush can delete these in time
     running = start_worker(
         "tests.integration.worker_app",
@@ -81,6 +82,6 @@ def test_warm_shutdown_flushes_buffered_deletes(sns: Any, sqs: Any, sns_sqs_endp
         running.stop()
     import time
 
-    time.sleep(2)  # past the 1 s visibility timeout: undeleted messages would be visible again
+    time.sleep(6)  # past the 5 s visibility timeout: undeleted messages would be visible again
     assert depth(sqs, topology.queue_url) == 0
     assert len(running.records("doGood")) == 3

@@ -21,6 +21,8 @@ def celery_config(settings: EventBusSettings) -> dict[str, Any]:
         "polling_interval": settings.polling_interval,
         "ack_batch_size": settings.ack_batch_size,
         "ack_flush_interval": settings.ack_flush_interval,
+        "heartbeat": settings.heartbeat,
+        "outage_backoff_max": settings.outage_backoff_max,
     }
     if settings.endpoint_url:
         transport["is_secure"] = settings.endpoint_url.startswith("https://")

@@ -23,6 +23,8 @@ class Entry:
     queue: str
     visibility: int | None = None
     attempts: int = 0
+    #: When the first transport-level failure of this entry happened (monotonic seconds; 0: none yet).
+    failing_since: float = 0.0
 
 
 @dataclass

@@ -24,6 +24,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from celery.worker import state as worker_state
 from celery.worker.consumer import Consumer
 from kombu.message import Message
 from vine import promise
@@ -134,6 +135,9 @@ class SQSConsumer(Consumer):  # type: ignore[misc]
     def create_task_handler(self, promise: Any = promise) -> Callable[[Message], Any]:
         """Wrap Celery's task handler with the event router."""
         run_task_message = super().create_task_handler(promise)
+        channel = self._eventbus_channel()
+        if channel is not None:
+            channel.in_progress = _running
         registry = self.build_registry()
         logger.info(
             "eventbus: consuming events %s",
@@ -151,3 +155,75 @@ class SQSConsumer(Consumer):  # type: ignore[misc]
             return router.route(message, run_task_message)
 
         return on_message
+
+    def close(self) -> None:
+        """Shutdown begins (warm or cold): hand back prefetched messages no pool process has taken.
+
+        The worker calls this first, before it closes the pool, which drops the requests waiting for a pool process
+        (on AMQP, closing the channel returns them; on SQS they would stay invisible until their visibility
+        timeout). They are made visible again now (visibility 0), so another worker takes them at once, while
+        running tasks finish and are acknowledged as usual. Whatever else is still held when the channel closes
+        (ETA tasks, requests that never reached the pool) is released then.
+        """
+        self._hand_back_unstarted("shutdown")
+
+    def on_close(self) -> None:
+        """The connection is closing (shutdown, or lost): hand back what never started, then Celery's clean-up."""
+        self._hand_back_unstarted("connection close")
+        super().on_close()
+
+    def _hand_back_unstarted(self, why: str) -> None:
+        channel = self._eventbus_channel()
+        if channel is None:
+            return
+        channel.draining = True  # the event loop stops polling sockets: later calls are sent synchronously
+        released = self._release_unstarted(channel)
+        if released:
+            logger.info("eventbus: %s: released %d prefetched message(s) that had not started", why, released)
+
+    def _eventbus_channel(self) -> Any:
+        channel = getattr(self.task_consumer, "channel", None)
+        return channel if hasattr(channel, "release_held") else None
+
+    def _release_unstarted(self, channel: Any) -> int:
+        """Release the messages of requests waiting for a pool process; they never started, so none runs twice."""
+        waiting: list[Any] = []
+        # prefork with the event loop queues requests for a busy pool on the worker's semaphore...
+        semaphore = getattr(self.controller, "semaphore", None)
+        waiters = getattr(semaphore, "_waiting", None)
+        if waiters:
+            for waiter in list(waiters):
+                request = waiter[1][0] if len(waiter) > 1 and waiter[1] else None
+                if self._is_sqs_request(request):
+                    waiters.remove(waiter)
+                    waiting.append(request)
+        # ...and, without put-locks, hands them to the pool, which keeps jobs no child has taken in its outbound
+        # buffer (a written job goes to an idle child, so it is about to run: those are left alone)
+        outbound = getattr(getattr(self.pool, "_pool", None), "outbound_buffer", None)
+        if outbound:
+            for job in [job for job in list(outbound) if getattr(job, "_write_to", None) is None]:
+                request = worker_state.requests.get(job.correlation_id)
+                if self._is_sqs_request(request):
+                    outbound.remove(job)
+                    job.discard()
+                    waiting.append(request)
+        for request in waiting:
+            worker_state.reserved_requests.discard(request)
+            worker_state.requests.pop(request.id, None)
+            channel.change_visibility(request.message.delivery_info, 0)
+            channel.forget(request.message.delivery_tag)
+        if waiting:
+            channel.flush()
+        return len(waiting)
+
+    @staticmethod
+    def _is_sqs_request(request: Any) -> bool:
+        message = getattr(request, "message", None)
+        return message is not None and "sqs_message" in getattr(message, "delivery_info", {})
+
+
+def _running(delivery_tag: str) -> bool:
+    """Whether a pool process is running the task of this delivery (Celery's active requests)."""
+    return any(
+        getattr(request.message, "delivery_tag", None) == delivery_tag for request in list(worker_state.active_requests)
+    )

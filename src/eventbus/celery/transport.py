@@ -1,44 +1,66 @@
-"""eventbus's SQS transport: kombu's, with batched acknowledgements and polling that never idles on a full window.
+"""eventbus's SQS transport: kombu's, with batched acknowledgements, a visibility heartbeat, and outage handling.
 
 Selected by :func:`eventbus.celery.configure` (``broker_transport``); users keep ``sqs://`` URLs.
 
 * **Batched deletes.** ``basic_ack`` frees the prefetch slot at once and buffers the receipt handle; buffered
   handles go out as ``DeleteMessageBatch`` (10 per call) when 10 are waiting for a queue or the oldest has waited
   ``ack_flush_interval`` seconds (default 0.05), through the worker's event loop, never blocking it.
-  Entries SQS reports as ``Failed`` and calls that fail are retried (3 attempts), then logged with the message
-  id; the message is then redelivered after its visibility timeout, so at-least-once holds.
 * **The at-least-once window.** A worker killed after a task succeeded but before the flush loses at most
-  ``ack_flush_interval`` seconds of acknowledgements: those messages are delivered again. Buffers are flushed
-  synchronously on channel close (warm shutdown, connection loss).
-* **Continuous polling.** With the prefetch window full, kombu waits ``polling_interval`` before looking again;
-  here the queue is parked and polled again as soon as an acknowledgement frees a slot, and every receive asks
-  for 10 messages (SQS's maximum), so the window may be over-filled by up to 9 messages.
-* **Batched visibility changes.** :meth:`Channel.change_visibility` buffers ``ChangeMessageVisibilityBatch``
-  entries the same way (releases, and later heartbeats).
+  ``ack_flush_interval`` seconds of acknowledgements: those messages are delivered again.
+* **Continuous polling.** With the prefetch window full the queue is parked and polled again as soon as an
+  acknowledgement frees a slot; every receive asks for 10 messages (SQS's maximum).
+* **Visibility heartbeat.** Every message the worker holds, running or prefetched and waiting for a pool slot, has
+  its visibility extended (``ChangeMessageVisibilityBatch``, by the queue's own timeout) once less than half of it
+  remains, so a handler slower than the visibility timeout is never handed to a second worker. Extending stops when
+  the message is acknowledged, released or left for redelivery. ``heartbeat=False`` turns it off.
+* **Outages.** A receive that fails (connection refused, timeout, 5xx, any error) is logged once, retried with
+  exponential backoff (``outage_backoff_max`` seconds at most, default 5) instead of at once, and the recovery is
+  logged with the outage's length. Deletes and releases whose call fails are retried with backoff for up to
+  ``ack_retry_window`` seconds (default 60), then logged with the message id (SQS redelivers those messages).
+* **Shutdown.** Warm shutdown switches sends to synchronous calls (the event loop no longer polls sockets) and, when
+  the channel closes, every message still held and not running is released (visibility 0) so another worker takes it
+  at once. kombu's own "restore" of unacknowledged messages (which re-sends copies on SQS) is disabled.
 
-Transport options: ``ack_batch_size`` (1-10, default 10), ``ack_flush_interval`` (seconds, default 0.05).
+Transport options: ``ack_batch_size`` (1-10), ``ack_flush_interval``, ``heartbeat``, ``heartbeat_margin``
+(fraction of the timeout left when a message is extended, default 0.5), ``outage_backoff_max``,
+``ack_retry_window``.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import namedtuple
+from collections.abc import Callable
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from kombu.transport import SQS
 from kombu.transport.virtual import Channel as VirtualChannel
 from vine import promise
 
 from eventbus.celery.batching import SQS_BATCH_LIMIT, BatchBuffer, Entry
+from eventbus.celery.heartbeat import Backoff, VisibilityHeartbeat
 
 logger = logging.getLogger("eventbus.transport")
 
 _Queue = namedtuple("_Queue", "id")
 _Receipt = namedtuple("_Receipt", "id receipt_handle")
 
+#: SQS's own default, used until a queue's attribute could be read.
+_DEFAULT_VISIBILITY = 30
+_VISIBILITY_TTL = 300.0
+_REPEAT_LOG_EVERY = 30.0
+_REASON_LIMIT = 300
+
+
+def _reason(exc: object) -> str:
+    text = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
+    return text[:_REASON_LIMIT]
+
 
 class Channel(SQS.Channel):
-    """kombu's SQS channel with batched deletes and visibility changes, and slot-driven polling."""
+    """kombu's SQS channel with batched deletes and visibility changes, a heartbeat, and outage backoff."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -49,8 +71,24 @@ class Channel(SQS.Channel):
         self._visibility = BatchBuffer(size, delay)
         self._flush_timer: Any = None
         self._parked: set[str] = set()
+        self._heartbeat_enabled = bool(options.get("heartbeat", True))
+        self._heartbeat = VisibilityHeartbeat(margin=float(options.get("heartbeat_margin", 0.5)))
+        self._heartbeat_timer: Any = None
+        self._heartbeat_interval = 0.0
+        self._visibility_cache: dict[str, tuple[int, float]] = {}
+        backoff_max = float(options.get("outage_backoff_max", 5.0))
+        self._receive_backoff = Backoff(initial=min(0.5, backoff_max), maximum=backoff_max)
+        self._retry_window = float(options.get("ack_retry_window", 60.0))
+        self._last_outage_log = 0.0
+        self._last_ack_failure_log = 0.0
+        #: Set by the consumer: is the message with this delivery tag being run by a task right now?
+        self.in_progress: Callable[[str], bool] | None = None
+        #: Warm shutdown has begun: send synchronously, the event loop no longer polls sockets.
+        self.draining = False
+        # Unacknowledged messages are released (visibility 0) by close(); kombu would re-send copies instead.
+        self.qos.restore_at_shutdown = False
 
-    # -- polling ---------------------------------------------------------------------------------------------
+    # -- receiving -------------------------------------------------------------------------------------------
 
     def _schedule_queue(self, queue: str) -> None:
         if queue not in self._active_queues:
@@ -63,11 +101,109 @@ class Channel(SQS.Channel):
     def _get_message_estimate(self, max_if_unlimited: int = SQS_BATCH_LIMIT) -> int:
         return SQS_BATCH_LIMIT if self.qos.can_consume() else 0
 
+    def _get_async(self, queue: str, count: int = 1, callback: Any = None) -> Any:
+        q_url = self._new_queue(queue)
+        qname = self.canonical_queue_name(queue)
+        return self._get_from_sqs(
+            queue_name=qname,
+            queue_url=q_url,
+            count=count,
+            connection=self.asynsqs(queue=qname),
+            callback=promise(self._on_received, (queue, q_url, callback), on_error=self._on_receive_failed),
+        )
+
+    def _on_received(self, queue: str, q_url: str, callback: Any, response: Any) -> None:
+        if not isinstance(response, dict):
+            # kombu's async client turns a refused connection (HTTP 599), timeouts and 5xx into an empty list
+            self._on_receive_failed(queue, q_url, callback, "no response: connection refused, timeout or 5xx")
+            return
+        outage = self._receive_backoff.succeeded()
+        if outage is not None:
+            logger.warning("eventbus: SQS queue %s reachable again after %.1fs; consuming", queue, outage)
+        messages = response.get("Messages") or []
+        if messages and self._heartbeat_enabled:
+            visibility = self._visibility_of(queue, q_url)
+            if visibility >= 2:  # shorter timeouts cannot be extended in time
+                for message in messages:
+                    self._heartbeat.received(message["ReceiptHandle"], visibility)
+                self._ensure_heartbeat()
+        count = self._on_messages_ready(q_url, queue, response)
+        if callback is not None:
+            callback(count)
+
+    def _on_receive_failed(self, queue: str, q_url: str, callback: Any, error: object) -> None:
+        delay = self._receive_backoff.failed()
+        now = time.monotonic()
+        if self._receive_backoff.failures == 1:
+            self._last_outage_log = now
+            logger.warning(
+                "eventbus: cannot receive from SQS queue %s (%s); retrying with backoff, next in %.1fs",
+                queue,
+                _reason(error),
+                delay,
+            )
+        elif now - self._last_outage_log >= _REPEAT_LOG_EVERY:
+            self._last_outage_log = now
+            since = self._receive_backoff.failing_since or now
+            logger.warning(
+                "eventbus: SQS queue %s unreachable for %.0fs (%d attempts; %s)",
+                queue,
+                now - since,
+                self._receive_backoff.failures,
+                _reason(error),
+            )
+        if self.hub is not None:
+            self.hub.call_later(delay, self._schedule_queue, queue)
+
+    def _visibility_of(self, queue: str, q_url: str) -> int:
+        """The queue's visibility timeout, read once every few minutes (a blocking call, rarely made)."""
+        now = time.monotonic()
+        cached = self._visibility_cache.get(q_url)
+        if cached is not None and now - cached[1] < _VISIBILITY_TTL:
+            return cached[0]
+        try:
+            attributes = self.sqs(queue=queue).get_queue_attributes(
+                QueueUrl=q_url, AttributeNames=["VisibilityTimeout"]
+            )["Attributes"]
+            seconds = int(attributes["VisibilityTimeout"])
+        except (ClientError, BotoCoreError, OSError, KeyError, ValueError) as exc:
+            seconds = cached[0] if cached is not None else _DEFAULT_VISIBILITY
+            logger.debug("eventbus: visibility timeout of %s unknown (%s); assuming %ds", queue, _reason(exc), seconds)
+        self._visibility_cache[q_url] = (seconds, now)
+        return seconds
+
     def _slot_freed(self) -> None:
         if self._parked and self.hub is not None:
             parked, self._parked = self._parked, set()
             for queue in parked:
                 self.hub.call_soon(self._schedule_queue, queue)
+
+    # -- heartbeat -------------------------------------------------------------------------------------------
+
+    def _ensure_heartbeat(self) -> None:
+        if self.hub is None:
+            return
+        shortest = self._heartbeat.shortest_visibility() or _DEFAULT_VISIBILITY
+        # tick often enough that a due message is extended with at least a quarter of its timeout to spare
+        interval = min(max(shortest * self._heartbeat.margin / 2, 0.2), 5.0)
+        if self._heartbeat_timer is not None and interval >= self._heartbeat_interval:
+            return
+        if self._heartbeat_timer is not None:
+            self._heartbeat_timer.cancel()
+        self._heartbeat_interval = interval
+        self._heartbeat_timer = self.hub.call_repeatedly(interval, self._beat)
+
+    def held(self) -> list[str]:
+        """Delivery tags of the messages this channel holds: delivered, neither acknowledged nor rejected."""
+        qos = self.qos
+        return [tag for tag in list(qos._delivered) if tag not in qos._dirty]
+
+    def _beat(self) -> None:
+        delivered = self.qos._delivered
+        for tag, seconds in self._heartbeat.due(self.held()):
+            message = delivered.get(tag)
+            if message is not None and "sqs_message" in message.delivery_info:
+                self.change_visibility(message.delivery_info, seconds)
 
     # -- acknowledgements ------------------------------------------------------------------------------------
 
@@ -82,17 +218,20 @@ class Channel(SQS.Channel):
             return
         entry = Entry(sqs_message["ReceiptHandle"], str(sqs_message.get("MessageId", "?")), self._queue_of(info))
         VirtualChannel.basic_ack(self, delivery_tag)
+        self._heartbeat.forget(delivery_tag)
         self._buffer(self._deletes, queue_url, entry)
         self._slot_freed()
 
     def basic_reject(self, delivery_tag: Any, requeue: bool = False) -> None:
         """kombu's reject, then poll again if that freed a slot."""
         super().basic_reject(delivery_tag, requeue=requeue)
+        self._heartbeat.forget(delivery_tag)
         self._slot_freed()
 
     def forget(self, delivery_tag: Any) -> None:
         """Drop a delivery locally without any SQS call (it is redelivered after its visibility timeout)."""
         self.qos.reject(delivery_tag, requeue=False)
+        self._heartbeat.forget(delivery_tag)
         self._slot_freed()
 
     def change_visibility(self, delivery_info: dict[str, Any], seconds: int) -> None:
@@ -102,6 +241,20 @@ class Channel(SQS.Channel):
             sqs_message["ReceiptHandle"], str(sqs_message.get("MessageId", "?")), self._queue_of(delivery_info), seconds
         )
         self._buffer(self._visibility, delivery_info["sqs_queue"], entry)
+
+    def release_held(self, keep: Callable[[str], bool] | None = None) -> int:
+        """Release (visibility 0) every held message except those ``keep`` names; forget them; return how many."""
+        released = 0
+        delivered = self.qos._delivered
+        for tag in self.held():
+            if keep is not None and keep(tag):
+                continue
+            info = delivered[tag].delivery_info
+            if "sqs_message" in info:
+                self.change_visibility(info, 0)
+                released += 1
+            self.forget(tag)
+        return released
 
     def _queue_of(self, info: dict[str, Any]) -> str:
         routing_key = info.get("routing_key")
@@ -132,7 +285,7 @@ class Channel(SQS.Channel):
             self._arm_timer()
 
     def _send(self, buffer: BatchBuffer, queue_url: str, batch: list[Entry]) -> None:
-        if self.hub is None:
+        if self.hub is None or self.draining:
             self._send_sync(buffer, queue_url, batch)
             return
         receipts = [_Receipt(str(i), e.receipt_handle) for i, e in enumerate(batch)]
@@ -161,14 +314,47 @@ class Channel(SQS.Channel):
             self._retry(buffer, queue_url, failed, "SQS reported the entries as failed")
 
     def _on_batch_error(self, buffer: BatchBuffer, queue_url: str, batch: list[Entry], exc: Any) -> None:
-        self._retry(buffer, queue_url, batch, f"{type(exc).__name__}: {exc}")
+        """The whole call failed (SQS unreachable, throttled, 5xx): retry with backoff within the retry window."""
+        reason = _reason(exc)
+        now = time.monotonic()
+        keep: list[Entry] = []
+        lost: list[Entry] = []
+        for entry in batch:
+            if entry.visibility:  # a heartbeat: the next beat sends a fresh one
+                continue
+            entry.attempts += 1
+            entry.failing_since = entry.failing_since or now
+            (keep if now - entry.failing_since < self._retry_window else lost).append(entry)
+        self._log_lost(buffer, lost, reason)
+        if not keep:
+            return
+        if now - self._last_ack_failure_log >= _REPEAT_LOG_EVERY:
+            self._last_ack_failure_log = now
+            logger.warning(
+                "eventbus: %s of %d message(s) on queue %s failed (%s); retrying for up to %.0fs",
+                self._what(buffer),
+                len(keep),
+                keep[0].queue,
+                reason,
+                self._retry_window,
+            )
+        delay = min(0.25 * 2 ** min(max(e.attempts for e in keep), 8), self._receive_backoff.maximum)
+        if self.hub is not None:
+            self.hub.call_later(delay, self._requeue, buffer, queue_url, keep)
+
+    def _requeue(self, buffer: BatchBuffer, queue_url: str, entries: list[Entry]) -> None:
+        for entry in entries:
+            self._buffer(buffer, queue_url, entry)
 
     def _retry(self, buffer: BatchBuffer, queue_url: str, entries: list[Entry], reason: str) -> None:
-        for entry in buffer.retry(queue_url, entries):
-            what = "delete" if buffer is self._deletes else "visibility change"
+        # SQS refused these entries (stale receipt handle, message gone): a few attempts, then let SQS redeliver
+        heartbeats = [e for e in entries if e.visibility]
+        for entry in heartbeats:
+            logger.debug("eventbus: visibility extension of message %s refused (%s)", entry.message_id, reason)
+        for entry in buffer.retry(queue_url, [e for e in entries if not e.visibility]):
             logger.warning(
                 "eventbus: %s of message %s on queue %s failed after %d attempts (%s); SQS will redeliver it",
-                what,
+                self._what(buffer),
                 entry.message_id,
                 entry.queue,
                 entry.attempts,
@@ -176,6 +362,9 @@ class Channel(SQS.Channel):
             )
         if len(buffer):
             self._arm_timer()
+
+    def _what(self, buffer: BatchBuffer) -> str:
+        return "delete" if buffer is self._deletes else "release"
 
     def _send_sync(self, buffer: BatchBuffer, queue_url: str, batch: list[Entry]) -> None:
         client: Any = self.sqs(queue=batch[0].queue)
@@ -191,17 +380,17 @@ class Channel(SQS.Channel):
                 ]
                 response = client.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
         except Exception as exc:
-            self._log_lost(buffer, batch, f"{type(exc).__name__}: {exc}")
+            self._log_lost(buffer, [e for e in batch if not e.visibility], _reason(exc))
             return
         failed_ids = {str(f.get("Id")) for f in response.get("Failed", [])}
-        self._log_lost(buffer, [e for i, e in enumerate(batch) if str(i) in failed_ids], "SQS reported them as failed")
+        lost = [e for i, e in enumerate(batch) if str(i) in failed_ids and not e.visibility]
+        self._log_lost(buffer, lost, "SQS reported them as failed")
 
     def _log_lost(self, buffer: BatchBuffer, entries: list[Entry], reason: str) -> None:
-        what = "delete" if buffer is self._deletes else "visibility change"
         for entry in entries:
             logger.warning(
                 "eventbus: %s of message %s on queue %s failed (%s); SQS will redeliver it",
-                what,
+                self._what(buffer),
                 entry.message_id,
                 entry.queue,
                 reason,
@@ -214,11 +403,16 @@ class Channel(SQS.Channel):
                 self._send_sync(buffer, queue_url, batch)
 
     def close(self) -> None:
-        """Flush buffered acknowledgements before closing, so a warm shutdown leaves nothing to redeliver."""
-        if self._flush_timer is not None:
-            self._flush_timer.cancel()
-            self._flush_timer = None
+        """Release held messages that are not running, flush buffered acknowledgements, then close."""
+        for timer in (self._flush_timer, self._heartbeat_timer):
+            if timer is not None:
+                timer.cancel()
+        self._flush_timer = self._heartbeat_timer = None
+        self.draining = True
         try:
+            released = self.release_held(self.in_progress)
+            if released:
+                logger.info("eventbus: released %d unstarted message(s) for other workers at channel close", released)
             self.flush()
         finally:
             super().close()

@@ -152,7 +152,9 @@ class OutboxRelay:
         items, envelopes, unreadable = [], [], []
         for item in batch.items:
             try:
-                envelopes.append(decode_message_body(item.body, max_bytes=len(item.body.encode()) + 1))
+                # the size limit is the transport's business; surrogatepass: a lone surrogate must not crash the pass
+                size = len(item.body.encode("utf-8", "surrogatepass"))
+                envelopes.append(decode_message_body(item.body, max_bytes=size + 1))
                 items.append(item)
             except EnvelopeError as exc:
                 logger.error("eventbus: outbox row %s is not an envelope (%s); kept, not sent", item.id, exc)
@@ -205,7 +207,7 @@ class OutboxRelay:
                     failing_since = time.monotonic()
                     logger.warning("eventbus: outbox relay cannot send (%s); retrying with backoff", report.error)
                 delay = min(delay * 2, self.max_backoff)
-            else:
+            elif report.sent or not failing_since:
                 if failing_since:
                     logger.warning(
                         "eventbus: outbox relay sending again after %.1fs; %d event(s) sent",
@@ -213,6 +215,8 @@ class OutboxRelay:
                         report.sent,
                     )
                 failing_since, delay = 0.0, interval
+            # else: nothing was claimable during an outage (the failed rows wait out their retry delay): that is no
+            # recovery, so keep the backoff and say nothing until a pass sends or fails
             stop.wait(delay)
 
 
@@ -247,6 +251,10 @@ class OutboxPublisher(Publisher):
 
 
 def _relay_quietly(relay: OutboxRelay, ids: list[str]) -> None:
-    report = relay.relay(ids)
-    if report.error:
-        logger.info("eventbus: %d outbox event(s) wait for the relay loop (%s)", report.failed, report.error)
+    # one claim takes at most batch_size rows: relay the rest of a large publish too, until a pass fails
+    for start in range(0, len(ids), relay.batch_size):
+        report = relay.relay(ids[start : start + relay.batch_size])
+        if report.error:
+            waiting = len(ids) - start - report.sent
+            logger.info("eventbus: %d outbox event(s) wait for the relay loop (%s)", waiting, report.error)
+            return

@@ -36,6 +36,11 @@ class SqlAlchemyEntityRepository(EntityRepository):
             raise RepositoryError("no unit of work is open: use repository.atomic()")
         return current[0]
 
+    def current_session(self) -> Session | None:
+        """The session of the open unit of work, or None outside ``atomic()`` (for stores that join it)."""
+        current = self._current.get()
+        return None if current is None else current[0]
+
     @contextmanager
     def atomic(self) -> Iterator[None]:
         """Commit on normal exit, roll back on a raise; then run the on-commit callbacks."""

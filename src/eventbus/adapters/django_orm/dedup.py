@@ -1,0 +1,105 @@
+"""The Django ORM DeduplicationStore: rows of ``eventbus_dedup`` (model :class:`DedupRecord`), any database Django
+supports, inside or outside the caller's transaction.
+
+Every write is a single conditional statement, or an INSERT in its own savepoint, so concurrent claims from other
+processes settle in the database: at most one UPDATE or INSERT wins, the others see its row. Times come from the
+local clock (epoch seconds), so the hosts sharing a database need synchronised clocks.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Q
+
+from eventbus.adapters.django_orm.models import DedupRecord
+from eventbus.core.idempotency import Claim, DeduplicationError, DeduplicationStore
+
+T = TypeVar("T")
+
+#: A claim looks again when a concurrent claim, expiry or purge changed the row between its statements.
+_CLAIM_ATTEMPTS = 5
+
+
+class DjangoDeduplicationStore(DeduplicationStore):
+    """Deduplication records in ``eventbus_dedup`` on one database alias (``default`` unless given)."""
+
+    def __init__(self, using: str = "default") -> None:
+        self.using = using
+
+    def _guard(self, operation: str, key: str, work: Callable[[], T]) -> T:
+        """Run ``work``, turning the driver's errors into :class:`DeduplicationError`."""
+        try:
+            return work()
+        except DatabaseError as exc:
+            raise DeduplicationError(f"{operation} of {key!r} failed: {type(exc).__name__}") from exc
+
+    def _insert(self, key: str, owner: str, state: Claim, expires_at: float) -> bool:
+        """Insert the row; False if it exists already. The savepoint keeps an outer transaction usable."""
+        try:
+            with transaction.atomic(using=self.using):
+                DedupRecord.objects.using(self.using).create(
+                    key=key, owner=owner, state=state.value, expires_at=expires_at
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    def claim(self, key: str, owner: str, lease: float) -> Claim:
+        """See :meth:`DeduplicationStore.claim`."""
+        return self._guard("claim", key, lambda: self._claim(key, owner, lease))
+
+    def _claim(self, key: str, owner: str, lease: float) -> Claim:
+        records = DedupRecord.objects.using(self.using)
+        for _ in range(_CLAIM_ATTEMPTS):
+            now = time.time()
+            taken = (
+                records.filter(key=key)
+                .filter(Q(expires_at__lt=now) | Q(state=Claim.IN_PROGRESS.value, owner=owner))
+                .update(owner=owner, state=Claim.IN_PROGRESS.value, expires_at=now + lease)
+            )
+            if taken:
+                return Claim.ACQUIRED
+            row = records.filter(key=key, expires_at__gte=now).values_list("state", "owner").first()
+            if row is None:
+                # no live row: create it, unless another delivery does first (then look again)
+                if self._insert(key, owner, Claim.IN_PROGRESS, now + lease):
+                    return Claim.ACQUIRED
+                continue
+            state, holder = row
+            if state == Claim.DONE.value:
+                return Claim.DONE
+            if holder != owner:
+                return Claim.IN_PROGRESS
+            # ours after all (the same owner claimed concurrently): the UPDATE renews it on the next turn
+        raise DeduplicationError(f"claim of {key!r} failed: the record kept changing under {_CLAIM_ATTEMPTS} attempts")
+
+    def complete(self, key: str, owner: str, keep_for: float) -> None:
+        """See :meth:`DeduplicationStore.complete`."""
+        self._guard("complete", key, lambda: self._complete(key, owner, keep_for))
+
+    def _complete(self, key: str, owner: str, keep_for: float) -> None:
+        records = DedupRecord.objects.using(self.using)
+        expires_at = time.time() + keep_for
+        values = {"owner": owner, "state": Claim.DONE.value, "expires_at": expires_at}
+        # the row may be gone (released, expired and purged): recreate it; if someone recreated it first, overwrite
+        if not records.filter(key=key).update(**values) and not self._insert(key, owner, Claim.DONE, expires_at):
+            records.filter(key=key).update(**values)
+
+    def release(self, key: str, owner: str) -> None:
+        """See :meth:`DeduplicationStore.release`."""
+        try:
+            DedupRecord.objects.using(self.using).filter(key=key, owner=owner, state=Claim.IN_PROGRESS.value).delete()
+        except DatabaseError as exc:
+            raise DeduplicationError(f"release of {key!r} failed: {type(exc).__name__}") from exc
+
+    def purge_expired(self) -> int:
+        """See :meth:`DeduplicationStore.purge_expired`."""
+        try:
+            deleted, _ = DedupRecord.objects.using(self.using).filter(expires_at__lt=time.time()).delete()
+        except DatabaseError as exc:
+            raise DeduplicationError(f"purge_expired failed: {type(exc).__name__}") from exc
+        return deleted

@@ -1,0 +1,94 @@
+"""Pure scheduling for the transport's visibility heartbeat and outage backoff (no kombu, no I/O).
+
+A message a worker holds (running, or prefetched and waiting for a pool slot) must not become visible to other
+consumers. :class:`VisibilityHeartbeat` tracks when each held message's visibility lapses and says which ones to
+extend on each tick: those past ``margin`` of their visibility timeout. :class:`Backoff` paces retries while SQS is
+unreachable and measures the outage.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class _Held:
+    visibility: int
+    deadline: float
+
+
+class VisibilityHeartbeat:
+    """Deadlines of held messages, keyed by delivery tag (the SQS receipt handle)."""
+
+    def __init__(self, margin: float = 0.5, clock: Callable[[], float] = time.monotonic) -> None:
+        if not 0 < margin < 1:
+            raise ValueError("margin must be between 0 and 1")
+        self.margin = margin
+        self._clock = clock
+        self._held: dict[str, _Held] = {}
+
+    def received(self, tag: str, visibility: int) -> None:
+        """A message arrived now, invisible to others for ``visibility`` seconds."""
+        self._held[tag] = _Held(visibility, self._clock() + visibility)
+
+    def due(self, live: Iterable[str]) -> list[tuple[str, int]]:
+        """The ``(tag, seconds)`` to extend now, among ``live`` (the tags still held); forget the rest.
+
+        A message is due once less than ``margin`` of its visibility timeout remains; it is extended by a whole
+        timeout from now, and its deadline moves accordingly. Tags never seen by :meth:`received` are tracked
+        from now on (their deadline is unknown, so they are extended at once).
+        """
+        now = self._clock()
+        alive = set(live)
+        for tag in [tag for tag in self._held if tag not in alive]:
+            del self._held[tag]
+        extend = []
+        for tag in alive:
+            held = self._held.get(tag)
+            if held is None:
+                continue
+            if held.deadline - now <= held.visibility * self.margin:
+                held.deadline = now + held.visibility
+                extend.append((tag, held.visibility))
+        return extend
+
+    def forget(self, tag: str) -> None:
+        """Stop tracking ``tag`` (acknowledged, released or left for redelivery)."""
+        self._held.pop(tag, None)
+
+    def shortest_visibility(self) -> int | None:
+        """The smallest visibility timeout among held messages (``None`` when none is held)."""
+        return min((held.visibility for held in self._held.values()), default=None)
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+
+class Backoff:
+    """Exponential retry delays while something keeps failing, and how long it has been failing."""
+
+    def __init__(self, initial: float = 0.5, maximum: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.initial = initial
+        self.maximum = maximum
+        self._clock = clock
+        self.failures = 0
+        self.failing_since: float | None = None
+
+    def failed(self) -> float:
+        """Record a failure; return how long to wait before the next attempt."""
+        if self.failing_since is None:
+            self.failing_since = self._clock()
+        self.failures += 1
+        return float(min(self.initial * 2 ** (self.failures - 1), self.maximum))
+
+    def succeeded(self) -> float | None:
+        """Record a success; return the outage's duration in seconds if there was one, else ``None``."""
+        since, self.failing_since, self.failures = self.failing_since, None, 0
+        return None if since is None else self._clock() - since
+
+    @property
+    def failing(self) -> bool:
+        """True between a failure and the next success."""
+        return self.failing_since is not None

@@ -1,0 +1,65 @@
+"""The Celery app of the fault-injection tests: handlers that record every execution where a crash cannot lose it.
+
+``seen`` writes one row per execution to PostgreSQL (``EVENTBUS_TEST_POSTGRES_URL``, table ``eventbus_test_seen``,
+autocommit), so a ``kill -9`` of the worker keeps what was recorded. ``slow`` records its start and end to the
+JSON-lines file of ``EVENTBUS_TEST_RECORD``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+from celery import Celery
+
+from eventbus.celery import configure, subscribe
+from eventbus.core.envelope import Metadata
+from eventbus.settings import EventBusSettings
+
+app = Celery("reliability")
+configure(app, EventBusSettings())
+
+SEEN_TABLE = "eventbus_test_seen"
+_connection: Any = None
+_connection_pid = 0
+
+
+def postgres() -> Any:
+    """This process's autocommit connection (opened after the fork, never shared with the parent)."""
+    global _connection, _connection_pid
+    if _connection is None or _connection_pid != os.getpid():
+        import psycopg
+
+        _connection = psycopg.connect(os.environ["EVENTBUS_TEST_POSTGRES_URL"], autocommit=True)
+        _connection_pid = os.getpid()
+    return _connection
+
+
+def record(kind: str, **data: Any) -> None:
+    """Append one record to the worker's JSON-lines file (one ``write`` with O_APPEND: no interleaving)."""
+    line = json.dumps({"kind": kind, "pid": os.getpid(), "at": time.time(), **data}) + "\n"
+    fd = os.open(os.environ["EVENTBUS_TEST_RECORD"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
+@subscribe
+def seen(task: Any, payload: dict[str, Any], metadata: Metadata) -> None:
+    """Record the execution in PostgreSQL, after an optional pause (so crashes hit in-flight work)."""
+    time.sleep(float(payload.get("sleep", 0)))
+    postgres().execute(
+        f"insert into {SEEN_TABLE} (run, n, pid, message_id) values (%s, %s, %s, %s)",
+        (payload["run"], payload["n"], os.getpid(), task.request.id),
+    )
+
+
+@subscribe
+def slow(task: Any, payload: dict[str, Any], metadata: Metadata) -> None:
+    """Run for ``payload.seconds``, recording start and end."""
+    record("slow-start", n=payload["n"], message_id=task.request.id)
+    time.sleep(float(payload["seconds"]))
+    record("slow-end", n=payload["n"], message_id=task.request.id)
