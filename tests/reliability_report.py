@@ -31,7 +31,7 @@ PROMISES = {
 def record_figures(promise: int, test: str, **figures: Any) -> None:
     """Append one test's figures (events sent, handled, duplicates, lost, and anything else measured)."""
     REPORT.parent.mkdir(parents=True, exist_ok=True)
-    line = {"promise": promise, "test": test, "at": time.strftime("%Y-%m-%d %H:%M:%S"), **figures}
+    line = {"promise": promise, "test": test, "at": time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime()), **figures}
     with REPORT.open("a") as out:
         out.write(json.dumps(line) + "\n")
 

@@ -9,6 +9,7 @@ from dependency_injector import containers, providers
 
 from eventbus.adapters.memory import InMemoryPublisher
 from eventbus.adapters.memory_repository import InMemoryEntityRepository
+from eventbus.core.outbox import OutboxPublisher, OutboxRelay
 from eventbus.core.publishing import EventPublisher
 from eventbus.settings import EventBusSettings
 
@@ -25,7 +26,7 @@ def _boto_client(service: str, settings: EventBusSettings) -> Any:
     return boto3.session.Session().client(
         service,  # type: ignore[call-overload]
         region_name=settings.region,
-        endpoint_url=settings.endpoint_url,
+        endpoint_url=settings.sns_endpoint() if service == "sns" else settings.endpoint_url,
         aws_access_key_id=key,
         aws_secret_access_key=secret,
         config=Config(retries={"mode": "standard", "max_attempts": 3}),
@@ -50,17 +51,31 @@ def _django_repository(settings: EventBusSettings) -> Any:
     return DjangoEntityRepository(using=settings.django_database)
 
 
-def _sqlalchemy_repository(settings: EventBusSettings) -> Any:
-    from sqlalchemy import create_engine
-    from sqlalchemy.orm import sessionmaker
+def _sqlalchemy_engine(settings: EventBusSettings) -> Any:
+    import os
 
-    from eventbus.adapters.sqlalchemy import SqlAlchemyEntityRepository
+    from sqlalchemy import create_engine
+
     from eventbus.core.errors import ConfigurationError
 
     if not settings.database_url:
-        raise ConfigurationError("the sqlalchemy repository needs EVENTBUS_DATABASE_URL")
+        raise ConfigurationError("the sqlalchemy adapters need EVENTBUS_DATABASE_URL")
     engine = create_engine(settings.database_url, pool_pre_ping=True)
-    return SqlAlchemyEntityRepository(sessionmaker(engine, expire_on_commit=False))
+    # a forked worker process must not share the parent's pooled connections (SQLAlchemy's pooling guidance)
+    os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
+    return engine
+
+
+def _sqlalchemy_sessions(engine: Any) -> Any:
+    from sqlalchemy.orm import sessionmaker
+
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def _sqlalchemy_repository(sessions: Any) -> Any:
+    from eventbus.adapters.sqlalchemy import SqlAlchemyEntityRepository
+
+    return SqlAlchemyEntityRepository(sessions)
 
 
 def _sns_publisher(settings: EventBusSettings) -> Any:
@@ -69,19 +84,71 @@ def _sns_publisher(settings: EventBusSettings) -> Any:
     return SnsPublisher(sns_client(settings), topic_arn=settings.topic_arn, topic_name=settings.topic)
 
 
+def _redis_dedup(settings: EventBusSettings) -> Any:
+    from eventbus.adapters.redis_dedup import redis_deduplication_store
+
+    return redis_deduplication_store(settings.redis_url)
+
+
+def _django_dedup(settings: EventBusSettings) -> Any:
+    from eventbus.adapters.django_orm.dedup import DjangoDeduplicationStore
+
+    return DjangoDeduplicationStore(using=settings.django_database)
+
+
+def _sqlalchemy_dedup(sessions: Any) -> Any:
+    from eventbus.adapters.sqlalchemy.dedup import SqlAlchemyDeduplicationStore
+
+    return SqlAlchemyDeduplicationStore(sessions)
+
+
+def _memory_dedup() -> Any:
+    from eventbus.adapters.memory_dedup import InMemoryDeduplicationStore
+
+    return InMemoryDeduplicationStore()
+
+
+def _django_outbox(settings: EventBusSettings) -> Any:
+    from eventbus.adapters.django_orm.outbox import DjangoOutboxStore
+
+    return DjangoOutboxStore(using=settings.django_database)
+
+
+def _sqlalchemy_outbox(sessions: Any, repository: Any) -> Any:
+    from eventbus.adapters.sqlalchemy.outbox import SqlAlchemyOutboxStore
+
+    return SqlAlchemyOutboxStore(sessions, repository)
+
+
+def _memory_outbox(repository: Any) -> Any:
+    from eventbus.adapters.memory_outbox import InMemoryOutboxStore
+
+    return InMemoryOutboxStore(repository)
+
+
+def _missing(what: str, variable: str) -> Any:
+    from eventbus.core.errors import ConfigurationError
+
+    raise ConfigurationError(f"{what} is not configured: set {variable}")
+
+
 class Container(containers.DeclarativeContainer):
     """Ports wired to adapters. Override a provider in tests: ``with c.publisher.override(fake): ...``."""
 
     settings = providers.Singleton(EventBusSettings)
 
-    publisher = providers.Selector(
+    sqlalchemy_engine = providers.Singleton(_sqlalchemy_engine, settings)
+    sqlalchemy_sessions = providers.Singleton(_sqlalchemy_sessions, sqlalchemy_engine)
+
+    #: The transport events finally leave through (the outbox relay sends through it too).
+    transport_publisher = providers.Selector(
         providers.Callable(lambda s: s.publisher, settings),
         sns=providers.Singleton(_sns_publisher, settings),
         memory=providers.Singleton(InMemoryPublisher),
     )
 
     django_repository = providers.Singleton(_django_repository, settings)
-    sqlalchemy_repository = providers.Singleton(_sqlalchemy_repository, settings)
+    sqlalchemy_repository = providers.Singleton(_sqlalchemy_repository, sqlalchemy_sessions)
     memory_repository = providers.Singleton(InMemoryEntityRepository)
     #: The repository ``CeleryTaskWithCallback`` uses; the ORM bindings pick theirs by name.
     repository = providers.Selector(
@@ -89,6 +156,33 @@ class Container(containers.DeclarativeContainer):
         django=django_repository,
         sqlalchemy=sqlalchemy_repository,
         memory=memory_repository,
+    )
+
+    #: Where ``@subscribe(idempotent=True)`` handlers record handled events (``EVENTBUS_DEDUP_STORE``).
+    deduplication_store = providers.Selector(
+        providers.Callable(lambda s: s.dedup_store or "none", settings),
+        none=providers.Callable(_missing, "the deduplication store", "EVENTBUS_DEDUP_STORE"),
+        redis=providers.Singleton(_redis_dedup, settings),
+        django=providers.Singleton(_django_dedup, settings),
+        sqlalchemy=providers.Singleton(_sqlalchemy_dedup, sqlalchemy_sessions),
+        memory=providers.Singleton(_memory_dedup),
+    )
+
+    #: The outbox table of the ORM in use (``EVENTBUS_OUTBOX``); it joins that repository's transactions.
+    outbox_store = providers.Selector(
+        providers.Callable(lambda s: s.outbox, settings),
+        off=providers.Callable(_missing, "the outbox", "EVENTBUS_OUTBOX"),
+        django=providers.Singleton(_django_outbox, settings),
+        sqlalchemy=providers.Singleton(_sqlalchemy_outbox, sqlalchemy_sessions, sqlalchemy_repository),
+        memory=providers.Singleton(_memory_outbox, memory_repository),
+    )
+    outbox_relay = providers.Singleton(OutboxRelay, store=outbox_store, transport=transport_publisher)
+
+    #: What ``event_publisher`` sends through: the transport, or the outbox when ``EVENTBUS_OUTBOX`` is set.
+    publisher = providers.Selector(
+        providers.Callable(lambda s: "direct" if s.outbox == "off" else "outbox", settings),
+        direct=transport_publisher,
+        outbox=providers.Singleton(OutboxPublisher, store=outbox_store, relay=outbox_relay),
     )
 
     event_publisher = providers.Singleton(

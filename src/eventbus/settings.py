@@ -24,6 +24,8 @@ class EventBusSettings(BaseSettings):
 
     #: SNS/SQS endpoint; ``None`` means real AWS. The embedded emulator listens on http://localhost:4566.
     endpoint_url: str | None = None
+    #: SNS endpoint when it differs from ``endpoint_url`` (a VPC endpoint, a proxy); defaults to ``endpoint_url``.
+    sns_endpoint_url: str | None = None
     region: str = "eu-west-2"
     #: Credentials; ``None`` uses boto3's usual chain (env, profile, role). The emulator accepts any.
     access_key_id: SecretStr | None = None
@@ -64,6 +66,18 @@ class EventBusSettings(BaseSettings):
     heartbeat: bool = True
     #: Longest pause between receives while SQS is unreachable, seconds.
     outage_backoff_max: float = 5.0
+    #: Where ``@subscribe(idempotent=True)`` handlers record handled events; required by such handlers.
+    dedup_store: Literal["redis", "django", "sqlalchemy", "memory"] | None = None
+    #: Redis URL for the ``redis`` deduplication store.
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    #: How long a handled event is remembered, seconds (duplicates arriving later run again).
+    dedup_keep_for: float = 86_400.0
+    #: How long a claim on an event holds if its holder vanishes without a trace, seconds.
+    dedup_lease: float = 900.0
+    #: Transactional outbox: events published inside a transaction are stored with it and relayed after commit.
+    outbox: Literal["off", "django", "sqlalchemy", "memory"] = "off"
+    #: Pause between relay passes while idle, seconds (retries back off up to 10 s while the transport fails).
+    outbox_relay_interval: float = 1.0
 
     @model_validator(mode="after")
     def _defaults(self) -> EventBusSettings:
@@ -87,10 +101,14 @@ class EventBusSettings(BaseSettings):
         """The configured credentials as plain strings (``None`` when unset)."""
         key = self.access_key_id.get_secret_value() if self.access_key_id else None
         secret = self.secret_access_key.get_secret_value() if self.secret_access_key else None
-        if self.endpoint_url and key is None:
+        if (self.endpoint_url or self.sns_endpoint_url) and key is None:
             # Emulators accept any credentials; not requiring them keeps local set-up to one variable.
             return "test", "test"
         return key, secret
+
+    def sns_endpoint(self) -> str | None:
+        """The endpoint publishers use: ``sns_endpoint_url``, else ``endpoint_url``."""
+        return self.sns_endpoint_url or self.endpoint_url
 
     def broker_url(self) -> str:
         """The kombu SQS broker URL for these settings (credentials, and the endpoint's host and port)."""

@@ -14,6 +14,12 @@ from typing import Any
 
 from celery import Celery
 
+if os.environ.get("EVENTBUS_DEDUP_STORE") == "django" or os.environ.get("EVENTBUS_OUTBOX") == "django":
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.django_project.settings")
+    django.setup()
+
 from eventbus.celery import configure, subscribe
 from eventbus.core.envelope import Metadata
 from eventbus.settings import EventBusSettings
@@ -63,3 +69,13 @@ def slow(task: Any, payload: dict[str, Any], metadata: Metadata) -> None:
     record("slow-start", n=payload["n"], message_id=task.request.id)
     time.sleep(float(payload["seconds"]))
     record("slow-end", n=payload["n"], message_id=task.request.id)
+
+
+@subscribe(idempotent=True)
+def once(task: Any, payload: dict[str, Any], metadata: Metadata) -> None:
+    """Idempotent: however often one event arrives, one row."""
+    time.sleep(float(payload.get("sleep", 0)))
+    postgres().execute(
+        f"insert into {SEEN_TABLE} (run, n, pid, message_id) values (%s, %s, %s, %s)",
+        (payload["run"], payload["n"], os.getpid(), task.request.id),
+    )

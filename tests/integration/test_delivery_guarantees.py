@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.reliability_app import SEEN_TABLE
+from tests.integration.conftest import Seen
 from tests.reliability_report import record_figures
 from tests.support import Worker, make_topology, pool_children, queue_depth, send_events, start_worker, wait_until
 
@@ -26,44 +26,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
 APP = "tests.integration.reliability_app"
 EVENTS = 200
-
-
-class Seen:
-    """The ``eventbus_test_seen`` rows of one test run."""
-
-    def __init__(self, url: str, run: str) -> None:
-        self.url = url
-        self.run = run
-
-    def _one(self, sql: str) -> int:
-        import psycopg
-
-        with psycopg.connect(self.url) as connection:
-            row = connection.execute(sql.format(table=SEEN_TABLE), (self.run,)).fetchone()
-        return int(row[0]) if row else 0
-
-    def executions(self) -> int:
-        """Rows recorded: one per handler execution."""
-        return self._one("select count(*) from {table} where run = %s")
-
-    def distinct(self) -> int:
-        """Different events handled at least once."""
-        return self._one("select count(distinct n) from {table} where run = %s")
-
-
-@pytest.fixture
-def seen(postgres_url: str) -> Iterator[Seen]:
-    import psycopg
-
-    with psycopg.connect(postgres_url, autocommit=True) as connection:
-        connection.execute(
-            f"create table if not exists {SEEN_TABLE} (run text, n int, pid int, message_id text, "
-            "at timestamptz default now())"
-        )
-    run = uuid.uuid4().hex
-    yield Seen(postgres_url, run)
-    with psycopg.connect(postgres_url, autocommit=True) as connection:
-        connection.execute(f"delete from {SEEN_TABLE} where run = %s", (run,))
 
 
 @pytest.fixture

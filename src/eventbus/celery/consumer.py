@@ -69,6 +69,8 @@ def _as_task_message(message: Message, decision: Decision) -> None:
         "kwargsrepr": safe_kwargs[:_REPR_LIMIT],
         "origin": f"eventbus:{envelope.metadata.publisher_name}",
         "ignore_result": True,
+        # the same for every delivery of one event (idempotent handlers deduplicate on it)
+        "eventbus_event_id": decision.event_id or task_id,
     }
     message.body = json.dumps([[], kwargs, _EMBED]).encode()
     message.content_type = "application/json"

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, overload
 
 from celery import Task, shared_task
+from celery.exceptions import Reject
 
 from eventbus.core.envelope import Metadata
+from eventbus.core.idempotency import Claim, DuplicateInProgress, run_once
 from eventbus.core.naming import event_name_from_function_name
 from eventbus.core.payload import EventPayload
 from eventbus.core.registry import Subscription
 from eventbus.core.tracing import handling
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+logger = logging.getLogger("eventbus.consumer")
 
 
 class EventTask(Task):  # type: ignore[misc]
@@ -40,6 +45,8 @@ class EventTask(Task):  # type: ignore[misc]
     eventbus_event_name: str = ""
     #: The payload class the handler declared, if any.
     eventbus_payload_cls: type[EventPayload] | None = None
+    #: Run the handler once per event, however often it is delivered (needs ``EVENTBUS_DEDUP_STORE``).
+    eventbus_idempotent: bool = False
 
     @classmethod
     def subscription(cls) -> Subscription:
@@ -69,12 +76,46 @@ def _runner(fn: Callable[..., Any], payload_cls: type[EventPayload] | None, bind
         payload = kwargs.pop("payload", None)
         if payload_cls is not None and isinstance(payload, dict):
             payload = payload_cls.model_validate(payload)
-        with handling(metadata):
-            if bind:
-                return fn(task, *args, payload=payload, metadata=metadata, **kwargs)
-            return fn(*args, payload=payload, metadata=metadata, **kwargs)
+
+        def handle() -> Any:
+            with handling(metadata):
+                if bind:
+                    return fn(task, *args, payload=payload, metadata=metadata, **kwargs)
+                return fn(*args, payload=payload, metadata=metadata, **kwargs)
+
+        if getattr(task, "eventbus_idempotent", False):
+            return _run_once(task, handle)
+        return handle()
 
     return run
+
+
+def _run_once(task: Task, handle: Callable[[], Any]) -> Any:
+    """Run ``handle`` unless this event was handled already; defer it while another delivery handles it."""
+    from eventbus.container import get_container
+
+    container = get_container()
+    settings = container.settings()
+    request = task.request
+    event_id = getattr(request, "eventbus_event_id", None) or request.id
+    # the delivery's SQS message id owns the claim: only a redelivery of that same message may take it over
+    owner = str(request.id)
+    key = f"{settings.service}:{task.name}:{event_id}"
+    try:
+        state, result = run_once(
+            container.deduplication_store(),
+            key,
+            owner,
+            handle,
+            lease=settings.dedup_lease,
+            keep_for=settings.dedup_keep_for,
+        )
+    except DuplicateInProgress:
+        logger.info("eventbus: event %s is being handled by another delivery; message %s left", event_id, owner)
+        raise Reject("duplicate delivery in progress elsewhere", requeue=False) from None
+    if state is Claim.DONE:
+        logger.info("eventbus: event %s was handled already; duplicate message %s acknowledged", event_id, owner)
+    return result
 
 
 @overload
@@ -88,6 +129,7 @@ def subscribe(
     event: str | None = None,
     payload_cls: type[EventPayload] | None = None,
     bind: bool = True,
+    idempotent: bool = False,
     **task_options: Any,
 ) -> Callable[[F], Any]: ...
 
@@ -100,6 +142,7 @@ def subscribe(
     event: str | None = None,
     payload_cls: type[EventPayload] | None = None,
     bind: bool = True,
+    idempotent: bool = False,
     **task_options: Any,
 ) -> Any:
     """Register ``fn`` as the Celery task that handles one event name.
@@ -111,6 +154,11 @@ def subscribe(
     parameter's annotation, when it is an :class:`EventPayload` subclass); ``metadata`` is a
     :class:`~eventbus.core.envelope.Metadata`. A seed-style ``fn(cls, *args, **kwargs)``
     receives both in ``kwargs``. Other keyword arguments are Celery task options.
+
+    ``idempotent=True`` runs the handler once per event however often it is delivered (SQS redelivery, SNS
+    duplicates): the event is claimed in the deduplication store (``EVENTBUS_DEDUP_STORE``) before the handler runs
+    and recorded as handled after it returned; a duplicate is acknowledged without running, and a delivery that
+    arrives while another is being handled is left for redelivery.
     """
 
     def decorate(func: F) -> Any:
@@ -120,6 +168,7 @@ def subscribe(
             "base": EventTask,
             "eventbus_event_name": event_name,
             "eventbus_payload_cls": declared,
+            "eventbus_idempotent": idempotent,
             **task_options,
         }
         if name is not None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from eventbus.core.envelope import MAX_MESSAGE_BYTES, Envelope, decode_message_body
+from eventbus.core.envelope import MAX_MESSAGE_BYTES, Envelope, read_message_body
 from eventbus.core.errors import EnvelopeError
 from eventbus.core.registry import Subscription, SubscriptionRegistry
 
@@ -39,6 +39,8 @@ class Decision:
     reason: str = ""
     envelope: Envelope | None = None
     subscription: Subscription | None = None
+    #: ``metadata.eventId`` or the SNS MessageId (``""`` for a raw delivery without one): see ``read_message_body``.
+    event_id: str = ""
 
     @property
     def event_name(self) -> str:
@@ -59,7 +61,7 @@ def decide(
     (for a queue that should only ever receive events it handles).
     """
     try:
-        envelope = decode_message_body(body, max_bytes=max_bytes)
+        envelope, event_id = read_message_body(body, max_bytes=max_bytes)
     except EnvelopeError as exc:
         return Decision(Fate.DEAD_LETTER, reason=str(exc))
     subscription = registry.get(envelope.event_name)
@@ -70,4 +72,4 @@ def decide(
         subscription.validate_payload(envelope)
     except EnvelopeError as exc:
         return Decision(Fate.DEAD_LETTER, reason=str(exc), envelope=envelope, subscription=subscription)
-    return Decision(Fate.DISPATCH, envelope=envelope, subscription=subscription)
+    return Decision(Fate.DISPATCH, envelope=envelope, subscription=subscription, event_id=event_id)

@@ -181,11 +181,29 @@ def decode_message_body(body: str | bytes, *, max_bytes: int = MAX_MESSAGE_BYTES
     Raises:
         EnvelopeError: with a :class:`EnvelopeRejection` reason; never any other exception.
     """
+    return read_message_body(body, max_bytes=max_bytes)[0]
+
+
+def read_message_body(body: str | bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> tuple[Envelope, str]:
+    """Like :func:`decode_message_body`, and also the event's identity for deduplication.
+
+    The identity is ``metadata.eventId`` when the producer set one (an unknown key, kept), else the SNS
+    ``MessageId`` of a notification (the same for every delivery of one publish), else ``""`` (the caller falls
+    back to the transport's message id).
+
+    Raises:
+        EnvelopeError: with a :class:`EnvelopeRejection` reason; never any other exception.
+    """
     size = len(body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body)
     if size > max_bytes:
         raise EnvelopeError(EnvelopeRejection.OVERSIZED, f"body is {size} bytes, limit is {max_bytes}")
     data = _loads(body)
+    sns_id = ""
     if is_sns_notification(data):
         assert isinstance(data, dict)
+        message_id = data.get("MessageId")
+        sns_id = message_id if isinstance(message_id, str) else ""
         data = _loads(data["Message"])
-    return envelope_from_mapping(data)
+    envelope = envelope_from_mapping(data)
+    explicit = (envelope.metadata.model_extra or {}).get("eventId")
+    return envelope, explicit if isinstance(explicit, str) and explicit else sns_id
