@@ -103,6 +103,26 @@ def strict_gadget_action(task: SQLAlchemyCeleryTaskWithCallback, gadget_id: str)
     task.get_instance(id=gadget_id).do_action()
 
 
+class GadgetNoticedPayload(EventPayload):
+    id: str
+
+
+@shared_task(
+    bind=True,
+    base=SQLAlchemyCeleryTaskWithCallback,
+    model=Gadget,
+    payload_cls=GadgetActedPayload,
+    exception_payload_cls=GadgetActionFailedPayload,
+)
+def announce_then_act_gadget(task: SQLAlchemyCeleryTaskWithCallback, gadget_id: str) -> None:
+    """Publishes ``gadgetNoticed`` in the transaction, then acts: a failing action takes the notice back too."""
+    from eventbus.container import get_container
+
+    gadget: Gadget = task.get_instance(id=gadget_id)
+    get_container().event_publisher().publish(GadgetNoticedPayload(id=gadget.id), entity_id=gadget.id)
+    gadget.do_action()
+
+
 def _engine():  # type: ignore[no-untyped-def]
     return create_engine(EventBusSettings().database_url or "")
 

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 
 from eventbus.core.envelope import Envelope
 from eventbus.core.errors import PublishError
@@ -76,6 +76,11 @@ class SnsPublisher(Publisher):
             ]
             try:
                 response = self._client.publish_batch(TopicArn=self.topic_arn, PublishBatchRequestEntries=entries)
+            except HTTPClientError as exc:
+                # SNS is unreachable (refused, reset, timed out): the remaining chunks would fail the same way
+                failed.extend(str(i) for i in range(start, len(envelopes)))
+                reasons.append(str(exc))
+                break
             except (ClientError, BotoCoreError) as exc:
                 failed.extend(entry["Id"] for entry in entries)
                 reasons.append(str(exc))

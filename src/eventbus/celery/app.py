@@ -47,6 +47,11 @@ def celery_config(settings: EventBusSettings) -> dict[str, Any]:
 
 
 def configure(app: Celery, settings: EventBusSettings | None = None) -> Celery:
-    """Point ``app`` at SQS and install ``SQSConsumer``; returns ``app`` for chaining."""
-    app.conf.update(celery_config(settings or EventBusSettings()))
+    """Point ``app`` at SQS and install ``SQSConsumer`` (and, with ``EVENTBUS_OUTBOX``, the outbox relay)."""
+    settings = settings or EventBusSettings()
+    app.conf.update(celery_config(settings))
+    if settings.outbox != "off":
+        from eventbus.celery.outbox import OutboxRelayStep
+
+        app.steps["worker"].add(OutboxRelayStep)
     return app

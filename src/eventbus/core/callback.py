@@ -97,12 +97,25 @@ class EntityCallbacks:
         return self.publisher.envelope(payload, entity_id=entity_id)
 
     def succeed(self) -> None:
-        """Inside the task's transaction: delete if asked, and publish the success event after commit."""
+        """Inside the task's transaction: delete if asked, and publish the success event after commit.
+
+        With a transactional publisher (the outbox) the event is written now, in the transaction, and relayed after
+        the commit; otherwise it is sent once the transaction has committed.
+        """
         envelope = self.success_envelope()
         if self.spec.delete_on_success and self.instance is not None:
             self.repository.delete(self.instance)
-        if envelope is not None:
+        if envelope is None:
+            return
+        if self.transactional:
+            self.publisher.port.publish(envelope)
+        else:
             self.repository.on_commit(lambda: self._publish_success(envelope))
+
+    @property
+    def transactional(self) -> bool:
+        """True when publishing joins the repository's transaction (the outbox publisher)."""
+        return bool(getattr(self.publisher.port, "transactional", False))
 
     def _publish_success(self, envelope: Envelope) -> None:
         try:
@@ -119,8 +132,8 @@ class EntityCallbacks:
         if isinstance(exc, SuccessEventNotPublished):
             return
         entity_id = self._lookup_id()
-        if self.spec.delete_on_failure and self.lookup is not None:
-            with self.repository.atomic():
+        with self.repository.atomic():  # the delete and, with the outbox, the failure event: one transaction
+            if self.spec.delete_on_failure and self.lookup is not None:
                 try:
                     instance = self.repository.get(self.spec.model, **self.lookup)
                 except EntityNotFound:
@@ -128,6 +141,12 @@ class EntityCallbacks:
                 if instance is not None:
                     entity_id = self.repository.identity(instance)
                     self.repository.delete(instance)
+            if self.transactional:
+                self._publish_failure(exc, entity_id)
+        if not self.transactional:
+            self._publish_failure(exc, entity_id)
+
+    def _publish_failure(self, exc: BaseException, entity_id: str | None) -> None:
         if self.spec.exception_payload_cls is None:
             return
         payload = self.spec.exception_payload_cls(entity_id=entity_id, error_message=safe_error_message(exc))

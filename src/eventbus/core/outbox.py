@@ -230,9 +230,12 @@ class OutboxPublisher(Publisher):
     #: Publishing joins the caller's transaction: callers may publish before commit (see ``EntityCallbacks``).
     transactional: Final = True
 
-    def __init__(self, store: OutboxStore, relay: OutboxRelay | None = None) -> None:
+    def __init__(self, store: OutboxStore, relay: OutboxRelay | None = None, fast_path_pause: float = 5.0) -> None:
         self.store = store
         self.relay = relay
+        #: After a failed fast path, leave events to the relay loop for this long (no task waits on a dead endpoint).
+        self.fast_path_pause = fast_path_pause
+        self._fast_path_failed_at = -fast_path_pause
 
     def publish(self, envelope: Envelope) -> str:
         """Store one envelope in the open transaction (or commit it at once outside one)."""
@@ -245,16 +248,19 @@ class OutboxPublisher(Publisher):
         except OutboxError as exc:
             raise PublishError(f"outbox write failed: {exc}") from exc
         if self.relay is not None and ids:
-            relay = self.relay
-            self.store.on_commit(lambda: _relay_quietly(relay, ids))
+            self.store.on_commit(lambda: self._relay_now(ids))
         return ids
 
-
-def _relay_quietly(relay: OutboxRelay, ids: list[str]) -> None:
-    # one claim takes at most batch_size rows: relay the rest of a large publish too, until a pass fails
-    for start in range(0, len(ids), relay.batch_size):
-        report = relay.relay(ids[start : start + relay.batch_size])
-        if report.error:
-            waiting = len(ids) - start - report.sent
-            logger.info("eventbus: %d outbox event(s) wait for the relay loop (%s)", waiting, report.error)
+    def _relay_now(self, ids: list[str]) -> None:
+        """The fast path: send what this transaction wrote, right after its commit; what fails waits for the loop."""
+        assert self.relay is not None
+        if time.monotonic() - self._fast_path_failed_at < self.fast_path_pause:
             return
+        # one claim takes at most batch_size rows: relay the rest of a large publish too, until a pass fails
+        for start in range(0, len(ids), self.relay.batch_size):
+            report = self.relay.relay(ids[start : start + self.relay.batch_size])
+            if report.error:
+                self._fast_path_failed_at = time.monotonic()
+                waiting = len(ids) - start - report.sent
+                logger.info("eventbus: %d outbox event(s) wait for the relay loop (%s)", waiting, report.error)
+                return

@@ -72,3 +72,26 @@ class StrictFailedPayload(EventFailPayload):
 )
 def strict_entity_action(task: DjangoCeleryTaskWithCallback, entity_id: str) -> None:
     task.get_instance(id=entity_id).do_action()
+
+
+# --- the transactional outbox: an event published inside the task's transaction ---
+
+
+class EntityNoticedPayload(EventPayload):
+    id: UUID
+
+
+@shared_task(
+    bind=True,
+    base=DjangoCeleryTaskWithCallback,
+    model=Entity,
+    payload_cls=ActionHappenedPayload,
+    exception_payload_cls=ActionHappeningFailedPayload,
+)
+def announce_then_act(task: DjangoCeleryTaskWithCallback, entity_id: str) -> None:
+    """Publishes ``entityNoticed`` in the transaction, then acts: a failing action takes the notice back too."""
+    from eventbus.container import get_container
+
+    entity: Entity = task.get_instance(id=entity_id)
+    get_container().event_publisher().publish(EntityNoticedPayload(id=entity.id), entity_id=entity.id)
+    entity.do_action()
