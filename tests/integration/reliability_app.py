@@ -8,6 +8,7 @@ JSON-lines file of ``EVENTBUS_TEST_RECORD``.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from typing import Any
@@ -24,8 +25,14 @@ from eventbus.celery import configure, subscribe
 from eventbus.core.envelope import Metadata
 from eventbus.settings import EventBusSettings
 
-app = Celery("reliability")
-configure(app, EventBusSettings())
+if os.environ.get("EVENTBUS_TEST_EVENTS"):
+    # task events on, captured to a file (tests.integration.capture)
+    app = Celery("reliability", events="tests.integration.capture:RecordingEvents")
+    configure(app, EventBusSettings())
+    app.conf.worker_send_task_events = True
+else:
+    app = Celery("reliability")
+    configure(app, EventBusSettings())
 
 SEEN_TABLE = "eventbus_test_seen"
 _connection: Any = None
@@ -79,3 +86,22 @@ def once(task: Any, payload: dict[str, Any], metadata: Metadata) -> None:
         f"insert into {SEEN_TABLE} (run, n, pid, message_id) values (%s, %s, %s, %s)",
         (payload["run"], payload["n"], os.getpid(), task.request.id),
     )
+
+
+handler_log = logging.getLogger("tests.handlers")
+
+
+@subscribe(bind=True, name="SeedStyle")
+def seed_style(cls, *args, **kwargs):  # type: ignore[no-untyped-def]
+    """The seed's handler: prints everything it got."""
+    print(f"TASK EXECUTION =>>>>>>>>>>>>>>>>>> {cls} {args}, {kwargs}")
+
+
+@subscribe
+def careless(task: Any, payload: dict[str, Any], metadata: Metadata) -> None:
+    """Handler code at its worst: logs the payload and the unwrapped token, then fails quoting the payload."""
+    handler_log.info("handling %s for %s", payload, metadata.authorization.get_secret_value())
+    handler_log.debug("full metadata %r", metadata.to_wire())
+    if payload.get("retry") and task.request.retries < 1:
+        raise task.retry(exc=ValueError(f"retrying {payload}"), countdown=0)
+    raise ValueError(f"cannot handle {payload} with token {metadata.authorization.get_secret_value()}")

@@ -48,8 +48,11 @@ def celery_config(settings: EventBusSettings) -> dict[str, Any]:
 
 def configure(app: Celery, settings: EventBusSettings | None = None) -> Celery:
     """Point ``app`` at SQS and install ``SQSConsumer`` (and, with ``EVENTBUS_OUTBOX``, the outbox relay)."""
+    from eventbus.celery.redaction import install
+
     settings = settings or EventBusSettings()
     app.conf.update(celery_config(settings))
+    install()  # before the pool forks: every worker process redacts its log records
     if settings.outbox != "off":
         from eventbus.celery.outbox import OutboxRelayStep
 

@@ -30,9 +30,11 @@ from kombu.message import Message
 from vine import promise
 
 from eventbus.celery.acks import SqsAcknowledger, queue_name, sqs_message_id
+from eventbus.celery.redaction import REDACTOR, install
 from eventbus.celery.subscribe import subscriptions_of
 from eventbus.core.dispatch import Decision, Fate, decide
 from eventbus.core.envelope import MAX_MESSAGE_BYTES
+from eventbus.core.redaction import sensitive_values_in_body, sensitive_values_of
 from eventbus.core.registry import SubscriptionRegistry
 
 logger = logging.getLogger("eventbus.consumer")
@@ -99,7 +101,17 @@ class EventRouter:
         headers = message.headers
         if isinstance(headers, dict) and "task" in headers:
             return run_task_message(message)
-        decision = decide(message.body or b"", self.registry, max_bytes=self.max_bytes, unsubscribed=self.unsubscribed)
+        body = message.body or b""
+        decision = decide(body, self.registry, max_bytes=self.max_bytes, unsubscribed=self.unsubscribed)
+        if decision.envelope is not None:
+            secrets = sensitive_values_of(decision.envelope)
+        else:
+            secrets = sensitive_values_in_body(body, self.max_bytes)
+        # held while this message is dispatched or disposed of: debug lines and error texts of this call are redacted
+        with REDACTOR.holding(secrets):
+            return self._settle(message, decision, run_task_message)
+
+    def _settle(self, message: Message, decision: Decision, run_task_message: Callable[[Message], Any]) -> Any:
         if decision.fate is Fate.DISPATCH:
             _as_task_message(message, decision)
             message.reject_log_error = self.acknowledger.reject_callback(message)  # type: ignore[method-assign]
@@ -136,6 +148,7 @@ class SQSConsumer(Consumer):  # type: ignore[misc]
 
     def create_task_handler(self, promise: Any = promise) -> Callable[[Message], Any]:
         """Wrap Celery's task handler with the event router."""
+        install()
         run_task_message = super().create_task_handler(promise)
         channel = self._eventbus_channel()
         if channel is not None:

@@ -11,6 +11,7 @@ from typing import Any, TypeVar, overload
 from celery import Task, shared_task
 from celery.exceptions import Reject
 
+from eventbus.celery.redaction import REDACTOR, install, safe_kwargs_repr, secrets_of_kwargs
 from eventbus.core.envelope import Metadata
 from eventbus.core.idempotency import Claim, DuplicateInProgress, run_once
 from eventbus.core.naming import event_name_from_function_name
@@ -40,6 +41,8 @@ class EventTask(Task):  # type: ignore[misc]
     reject_on_worker_lost = True
     #: Events have no caller waiting for a result.
     ignore_result = True
+    #: Task events of these tasks leave out the message's secrets.
+    Request = "eventbus.celery.redaction:EventRequest"
 
     #: The event name this task is subscribed to.
     eventbus_event_name: str = ""
@@ -47,6 +50,12 @@ class EventTask(Task):  # type: ignore[misc]
     eventbus_payload_cls: type[EventPayload] | None = None
     #: Run the handler once per event, however often it is delivered (needs ``EVENTBUS_DEDUP_STORE``).
     eventbus_idempotent: bool = False
+
+    def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        """Celery's ``apply_async`` (retries go through it), recording a ``kwargsrepr`` without the secrets."""
+        if isinstance(kwargs, dict) and "kwargsrepr" not in options:
+            options["kwargsrepr"] = safe_kwargs_repr(kwargs)
+        return super().apply_async(args, kwargs, **options)
 
     @classmethod
     def subscription(cls) -> Subscription:
@@ -71,6 +80,11 @@ def _declared_payload_cls(fn: Callable[..., Any]) -> type[EventPayload] | None:
 def _runner(fn: Callable[..., Any], payload_cls: type[EventPayload] | None, bind: bool) -> Callable[..., Any]:
     @functools.wraps(fn)
     def run(task: Task, *args: Any, **kwargs: Any) -> Any:
+        install()  # a no-op where configure() ran before the fork
+        with REDACTOR.holding(secrets_of_kwargs(kwargs)):
+            return _run(task, args, kwargs)
+
+    def _run(task: Task, args: Any, kwargs: dict[str, Any]) -> Any:
         raw_metadata = kwargs.pop("metadata", None)
         metadata = raw_metadata if isinstance(raw_metadata, Metadata) else Metadata.model_validate(raw_metadata or {})
         payload = kwargs.pop("payload", None)

@@ -1,0 +1,109 @@
+"""Secrets out of a worker's logs and task events.
+
+* :data:`REDACTOR` holds the sensitive values of the events this process is handling (the consumer while it routes
+  and dispatches a message, the pool process while the handler runs) and of a few recent ones.
+* :func:`install` wraps the logging record factory, so every log record of the process (Celery's, kombu's, the
+  handler's own, ``print`` redirected by Celery) has those values replaced by ``***`` in its message and in its
+  traceback. It also caps ``botocore``/``boto3`` at INFO: at DEBUG they dump whole SQS responses, message bodies
+  included, before anything could know which values in them are secret.
+* :class:`EventRequest` (the request class of ``@subscribe`` tasks) redacts the task events Celery sends (the
+  exception and traceback of ``task-failed``/``task-retried``, ``kwargs`` of ``task-received``), using the values
+  in its own message.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from typing import Any
+
+from celery.worker.request import Request
+
+from eventbus.core.envelope import Metadata
+from eventbus.core.redaction import Redactor, sensitive_values
+
+#: The process-wide redactor.
+REDACTOR = Redactor()
+
+#: Loggers that write message bodies at DEBUG level.
+_BODY_DUMPERS = ("botocore", "boto3")
+
+_installed = False
+_install_lock = threading.Lock()
+
+
+def install() -> None:
+    """Redact every log record of this process from now on (idempotent; forked children inherit it)."""
+    global _installed
+    with _install_lock:
+        if not _installed:
+            previous = logging.getLogRecordFactory()
+
+            def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+                record = previous(*args, **kwargs)
+                if REDACTOR:
+                    _scrub(record)
+                return record
+
+            logging.setLogRecordFactory(factory)
+            _installed = True
+    for name in _BODY_DUMPERS:
+        dumper = logging.getLogger(name)
+        if dumper.getEffectiveLevel() < logging.INFO:
+            dumper.setLevel(logging.INFO)
+
+
+def _scrub(record: logging.LogRecord) -> None:
+    try:
+        message = record.getMessage()
+    except Exception:  # a record whose arguments do not fit its format: logging reports that itself
+        return
+    clean = REDACTOR.redact(message)
+    if clean != message:
+        record.msg, record.args = clean, None
+    if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
+        text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+        clean = REDACTOR.redact(text)
+        if clean != text:
+            record.exc_text = clean  # formatters use exc_text as it is when set
+
+
+def secrets_of_kwargs(kwargs: Any) -> set[str]:
+    """The sensitive values in an event task's keyword arguments (``metadata`` in wire form, ``payload``)."""
+    if not isinstance(kwargs, dict):
+        return set()
+    metadata = kwargs.get("metadata")
+    if isinstance(metadata, Metadata):
+        metadata = metadata.to_wire()
+    if not isinstance(metadata, dict):
+        return set()
+    return sensitive_values(metadata, kwargs.get("payload"))
+
+
+def safe_kwargs_repr(kwargs: Any, limit: int = 1024) -> str:
+    """``repr`` of an event task's keyword arguments with the message's secrets replaced (Celery's kwargsrepr)."""
+    from celery.utils.saferepr import saferepr
+
+    values = secrets_of_kwargs(kwargs)
+    text = saferepr(kwargs, maxlen=limit)
+    if values:
+        scrubber = Redactor(recent=1)
+        scrubber.remember(values)
+        text = scrubber.redact(text)
+    return str(text)
+
+
+class EventRequest(Request):  # type: ignore[misc]
+    """Celery's request, with the task events it sends redacted."""
+
+    def send_event(self, type: str, **fields: Any) -> None:
+        """Send a task event without the message's secrets in any text field."""
+        eventer = self._eventer
+        if eventer is not None and eventer.enabled and self.task.send_events:
+            values = secrets_of_kwargs(self.kwargs)
+            if values:
+                scrubber = Redactor(recent=1)
+                scrubber.remember(values)
+                fields = {key: scrubber.redact(v) if isinstance(v, str) else v for key, v in fields.items()}
+        super().send_event(type, **fields)
