@@ -50,7 +50,7 @@ def install() -> None:
             _installed = True
     for name in _BODY_DUMPERS:
         dumper = logging.getLogger(name)
-        if dumper.getEffectiveLevel() < logging.INFO:
+        if dumper.level < logging.INFO:  # NOTSET included: Celery lowers the root level after import
             dumper.setLevel(logging.INFO)
 
 

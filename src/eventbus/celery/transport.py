@@ -155,6 +155,22 @@ class Channel(SQS.Channel):
         if self.hub is not None:
             self.hub.call_later(delay, self._schedule_queue, queue)
 
+    def _prepare_json_payload(self, text: Any) -> dict[str, Any]:
+        """kombu's check for a kombu-encoded body, total: deep nesting or odd bytes are just "not kombu's"."""
+        try:
+            return dict(super()._prepare_json_payload(text))
+        except Exception:  # RecursionError, UnicodeDecodeError...: the consumer dead-letters the body with a reason
+            return {}
+
+    def _message_to_python(self, message: dict[str, Any], queue_name: str, q_url: str) -> Any:
+        """kombu's conversion; a body it cannot convert is handed on raw, so one message never fails a receive."""
+        try:
+            return super()._message_to_python(message, queue_name, q_url)
+        except Exception:
+            raw = message.get("Body", "")
+            text = raw if isinstance(raw, str) else bytes(raw).decode("utf-8", "replace")
+            return self._envelope_payload({}, text, message, q_url)
+
     def _visibility_of(self, queue: str, q_url: str) -> int:
         """The queue's visibility timeout, read once every few minutes (a blocking call, rarely made)."""
         now = time.monotonic()
