@@ -46,6 +46,7 @@ def render(path: Path = REPORT) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     fixed = {"promise", "test", "at", "sent", "handled", "duplicates", "lost"}
+    # the column says "lost": an event neither handled nor dead-lettered on purpose
     for row in sorted(latest.values(), key=lambda r: (r["promise"], r["test"])):
         other = ", ".join(f"{key}={value}" for key, value in row.items() if key not in fixed)
         cells = [str(row.get(key, "-")) for key in ("sent", "handled", "duplicates", "lost")]

@@ -138,3 +138,49 @@ def test_error_code_and_message_rules() -> None:
     assert error_code(ValueError("x")) == "ValueError"
     assert safe_error_message(ValueError("password=hunter2")) == "ValueError raised while processing the entity"
     assert safe_error_message(EntityNotFound("no Order matches the lookup on ['id']")).startswith("no Order")
+
+
+# ------------------------------------------------------------------ with the transactional outbox
+
+
+def make_with_outbox(
+    *, delete_on_failure: bool = False
+) -> tuple[EntityCallbacks, InMemoryEntityRepository, InMemoryPublisher, object]:
+    from eventbus.adapters.memory_outbox import InMemoryOutboxStore
+    from eventbus.core.outbox import OutboxPublisher, OutboxRelay
+
+    repository, transport = InMemoryEntityRepository(), InMemoryPublisher()
+    repository.add(Order("o-1", 30))
+    store = InMemoryOutboxStore(repository)
+    publisher = EventPublisher(OutboxPublisher(store, OutboxRelay(store, transport)), "shop")
+    spec = CallbackSpec(Order, OrderShippedPayload, OrderShippingFailedPayload, False, delete_on_failure)
+    return EntityCallbacks(spec, repository, publisher, origin="shop.ship"), repository, transport, store
+
+
+def test_with_the_outbox_the_success_event_is_written_in_the_transaction_and_sent_after_commit() -> None:
+    callbacks, repository, transport, _store = make_with_outbox()
+    with repository.atomic():
+        callbacks.get_instance(id="o-1")
+        callbacks.succeed()
+        assert transport.published == [], "nothing leaves before the commit"
+    assert [e.event_name for e in transport.published] == ["orderShipped"]
+
+
+def test_with_the_outbox_a_rolled_back_transaction_leaves_no_event() -> None:
+    callbacks, repository, transport, store = make_with_outbox()
+    with pytest.raises(Refused), repository.atomic():
+        callbacks.get_instance(id="o-1")
+        callbacks.succeed()
+        raise Refused
+    assert transport.published == []
+    assert store.pending() == 0  # type: ignore[attr-defined]
+
+
+def test_with_the_outbox_the_failure_event_and_the_delete_commit_together() -> None:
+    callbacks, repository, transport, _store = make_with_outbox(delete_on_failure=True)
+    callbacks.get_instance(id="o-1")
+    callbacks.fail(Refused("no"))
+    assert [e.event_name for e in transport.published] == ["orderShippingFailed"]
+    assert transport.published[0].metadata.error_code == "Refused"
+    with pytest.raises(EntityNotFound):
+        repository.get(Order, id="o-1")

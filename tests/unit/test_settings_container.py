@@ -51,3 +51,46 @@ def test_providers_can_be_overridden_in_tests() -> None:
     fake = InMemoryPublisher()
     with container.publisher.override(fake):
         assert container.publisher() is fake
+
+
+def test_outbox_setting_puts_the_outbox_publisher_in_front_of_the_transport() -> None:
+    from eventbus.adapters.memory_outbox import InMemoryOutboxStore
+    from eventbus.core.outbox import OutboxPublisher
+
+    container = build_container(EventBusSettings(publisher="memory", outbox="memory"))
+    publisher = container.publisher()
+    assert isinstance(publisher, OutboxPublisher)
+    assert isinstance(publisher.store, InMemoryOutboxStore)
+    assert publisher.relay is container.outbox_relay()
+    assert isinstance(container.outbox_relay().transport, InMemoryPublisher)
+    assert container.event_publisher().port is publisher
+    off = build_container(EventBusSettings(publisher="memory"))
+    assert off.publisher() is off.transport_publisher()
+
+
+def test_sns_endpoint_defaults_to_the_sqs_one_and_can_differ() -> None:
+    assert EventBusSettings(endpoint_url="http://a:1").sns_endpoint() == "http://a:1"
+    both = EventBusSettings(endpoint_url="http://a:1", sns_endpoint_url="http://b:2")
+    assert both.sns_endpoint() == "http://b:2"
+    assert both.broker_url() == "sqs://test:test@a:1"
+
+
+def test_a_missing_dedup_store_or_outbox_is_a_clear_configuration_error() -> None:
+    from eventbus.core.errors import ConfigurationError
+
+    container = build_container(EventBusSettings())
+    with pytest.raises(ConfigurationError, match="EVENTBUS_DEDUP_STORE"):
+        container.deduplication_store()
+    with pytest.raises(ConfigurationError, match="EVENTBUS_OUTBOX"):
+        container.outbox_store()
+
+
+def test_dedup_store_is_chosen_by_setting() -> None:
+    from eventbus.adapters.memory_dedup import InMemoryDeduplicationStore
+    from eventbus.adapters.redis_dedup import RedisDeduplicationStore
+
+    assert isinstance(
+        build_container(EventBusSettings(dedup_store="memory")).deduplication_store(), InMemoryDeduplicationStore
+    )
+    redis_store = build_container(EventBusSettings(dedup_store="redis", redis_url="redis://127.0.0.1:1/0"))
+    assert isinstance(redis_store.deduplication_store(), RedisDeduplicationStore)  # built without connecting
