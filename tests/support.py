@@ -168,3 +168,43 @@ def pool_children(pid: int) -> list[int]:
             except (OSError, IndexError, ValueError):
                 continue
     return children
+
+
+class Spy:
+    """A raw-delivery queue subscribed to the topic: every event the tasks publish lands here."""
+
+    def __init__(self, sns: Any, sqs: Any, topic_arn: str, name: str) -> None:
+        self.sqs = sqs
+        self.url = sqs.create_queue(QueueName=name)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
+        self.seen: list[dict[str, Any]] = []
+
+    def poll(self) -> list[dict[str, Any]]:
+        """Receive everything the queue holds now; return all events seen so far."""
+        while True:
+            messages = self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                return self.seen
+            self.seen.extend(json.loads(message["Body"]) for message in messages)
+            self.sqs.delete_message_batch(
+                QueueUrl=self.url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+            )
+
+    def events_for(self, entity_id: str, *, settle: float = 0.0, timeout: float = 30.0) -> list[dict[str, Any]]:
+        """Wait for at least one event about ``entity_id``; then keep polling ``settle`` seconds for extras."""
+        deadline = time.monotonic() + timeout
+        while not self._mine(entity_id) and time.monotonic() < deadline:
+            self.poll()
+            time.sleep(0.2)
+        end = time.monotonic() + settle
+        while time.monotonic() < end:
+            self.poll()
+            time.sleep(0.2)
+        found = self._mine(entity_id)
+        assert found, f"no event for {entity_id} within {timeout}s"
+        return found
+
+    def _mine(self, entity_id: str) -> list[dict[str, Any]]:
+        return [e for e in self.seen if e["metadata"]["entityId"] == entity_id]

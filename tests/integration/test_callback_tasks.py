@@ -16,44 +16,9 @@ from typing import Any
 
 import pytest
 
-from tests.support import Worker, environment, make_topology, start_worker
+from tests.support import Spy, Worker, environment, make_topology, start_worker
 
 pytestmark = pytest.mark.integration
-
-
-class Spy:
-    """A raw-delivery queue subscribed to the topic: every event the tasks publish lands here."""
-
-    def __init__(self, sns: Any, sqs: Any, topic_arn: str, name: str) -> None:
-        self.sqs = sqs
-        self.url = sqs.create_queue(QueueName=name)["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
-        self.seen: list[dict[str, Any]] = []
-
-    def poll(self) -> list[dict[str, Any]]:
-        response = self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
-        for message in response.get("Messages", []):
-            self.seen.append(json.loads(message["Body"]))
-            self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
-        return self.seen
-
-    def events_for(self, entity_id: str, *, settle: float = 0.0, timeout: float = 30.0) -> list[dict[str, Any]]:
-        """Wait for at least one event about ``entity_id``; then keep polling ``settle`` seconds for extras."""
-        deadline = time.monotonic() + timeout
-        while not self._mine(entity_id) and time.monotonic() < deadline:
-            self.poll()
-            time.sleep(0.2)
-        end = time.monotonic() + settle
-        while time.monotonic() < end:
-            self.poll()
-            time.sleep(0.2)
-        found = self._mine(entity_id)
-        assert found, f"no event for {entity_id} within {timeout}s"
-        return found
-
-    def _mine(self, entity_id: str) -> list[dict[str, Any]]:
-        return [e for e in self.seen if e["metadata"]["entityId"] == entity_id]
 
 
 def assert_metadata(event: dict[str, Any], *, name: str, entity_id: str, error_code: str, origin: str) -> None:

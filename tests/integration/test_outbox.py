@@ -9,7 +9,6 @@ Run on Django and on SQLAlchemy, both on PostgreSQL.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import pytest
 
 from tests.faults import OutageProxy
 from tests.reliability_report import record_figures
-from tests.support import ROOT, make_topology, start_worker, wait_until
+from tests.support import ROOT, Spy, make_topology, start_worker, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
 
@@ -63,29 +62,6 @@ SQLALCHEMY = Side(
     "gadgetActed",
     "gadgetActionFailed",
 )
-
-
-class Spy:
-    """A raw-delivery queue subscribed to the topic: counts every event that reached SNS."""
-
-    def __init__(self, sns: Any, sqs: Any, topic_arn: str, name: str) -> None:
-        self.sqs = sqs
-        self.url = sqs.create_queue(QueueName=name)["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"})
-        self.events: list[dict[str, Any]] = []
-
-    def poll(self) -> list[dict[str, Any]]:
-        while True:
-            messages = self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get("Messages", [])
-            if not messages:
-                return self.events
-            for message in messages:
-                self.events.append(json.loads(message["Body"]))
-            self.sqs.delete_message_batch(
-                QueueUrl=self.url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
-            )
 
 
 def prepare_database(side: Side, postgres_url: str) -> str:
