@@ -105,3 +105,14 @@ def careless(task: Any, payload: dict[str, Any], metadata: Metadata) -> None:
     if payload.get("retry") and task.request.retries < 1:
         raise task.retry(exc=ValueError(f"retrying {payload}"), countdown=0)
     raise ValueError(f"cannot handle {payload} with token {metadata.authorization.get_secret_value()}")
+
+
+@subscribe(idempotent=True)
+def once_after_retry(task: Any, payload: dict[str, Any], metadata: Metadata) -> None:
+    """Idempotent, and needs one retry to succeed: its event's duplicates must still be recognised."""
+    if task.request.retries < 1:
+        raise task.retry(countdown=0)
+    postgres().execute(
+        f"insert into {SEEN_TABLE} (run, n, pid, message_id) values (%s, %s, %s, %s)",
+        (payload["run"], payload["n"], os.getpid(), task.request.id),
+    )

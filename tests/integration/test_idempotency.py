@@ -101,3 +101,28 @@ def test_one_event_delivered_five_times_runs_once(
     assert skipped >= DELIVERIES - 1 - deferred
     dead = sqs.receive_message(QueueUrl=topology.dlq_url, MaxNumberOfMessages=10).get("Messages", [])
     assert dead == [], "duplicates are acknowledged, not dead-lettered"
+
+
+def test_a_duplicate_of_an_event_that_needed_a_retry_is_still_recognised(
+    sqs: Any, sns: Any, sns_sqs_endpoint: str, tmp_path: Path, seen: Seen, postgres_url: str, redis_url: str
+) -> None:
+    topology = make_topology(sns, sqs, f"retry-{uuid.uuid4().hex[:8]}", visibility=2, max_receive_count=10)
+    worker = start_worker(
+        "tests.integration.reliability_app",
+        topology,
+        sns_sqs_endpoint,
+        tmp_path,
+        env=store_env("redis", postgres_url, redis_url),
+    )
+    try:
+        body = notification(topology.topic_arn, str(uuid.uuid4()), "onceAfterRetry", {"run": seen.run, "n": 1})
+        sqs.send_message(QueueUrl=topology.queue_url, MessageBody=body)
+        wait_until(lambda: seen.executions() >= 1, timeout=30)
+        assert "retry" in worker.log().lower()
+        sqs.send_message(QueueUrl=topology.queue_url, MessageBody=body)  # SNS delivers the event once more, late
+        wait_until(lambda: "was handled already" in worker.log(), timeout=20)
+        wait_until(lambda: queue_depth(sqs, topology.queue_url) == 0, timeout=20)
+        executions = seen.executions()
+    finally:
+        worker.stop()
+    assert executions == 1

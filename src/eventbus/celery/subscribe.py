@@ -52,7 +52,11 @@ class EventTask(Task):  # type: ignore[misc]
     eventbus_idempotent: bool = False
 
     def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
-        """Celery's ``apply_async`` (retries go through it), recording a ``kwargsrepr`` without the secrets."""
+        """Celery's ``apply_async`` (retries go through it), recording a ``kwargsrepr`` without the secrets.
+
+        (A retry keeps the message's headers, ``eventbus_event_id`` included, so idempotent handlers recognise an
+        event's duplicates however many retries it took: ``tests/integration/test_idempotency.py``.)
+        """
         if isinstance(kwargs, dict) and "kwargsrepr" not in options:
             options["kwargsrepr"] = safe_kwargs_repr(kwargs)
         return super().apply_async(args, kwargs, **options)
