@@ -64,9 +64,9 @@ class SqsAcknowledger:
 
     def release(self, message: Message) -> None:
         """Make the message visible again now (visibility 0), for another consumer to take."""
-        if hasattr(message.channel, "change_visibility"):  # eventbus's transport batches it
-            message.channel.change_visibility(message.delivery_info, 0)
-            self.leave_for_redelivery(message)
+        if hasattr(message.channel, "release"):  # eventbus's transport batches it
+            message.channel.release(message.delivery_tag)
+            message._state = "REJECTED"
             return
         try:
             client = message.channel.sqs(queue=queue_name(message))

@@ -225,8 +225,7 @@ class SQSConsumer(Consumer):  # type: ignore[misc]
         for request in waiting:
             worker_state.reserved_requests.discard(request)
             worker_state.requests.pop(request.id, None)
-            channel.change_visibility(request.message.delivery_info, 0)
-            channel.forget(request.message.delivery_tag)
+            channel.release(request.message.delivery_tag)
         if waiting:
             channel.flush()
         return len(waiting)

@@ -37,8 +37,8 @@ class VisibilityHeartbeat:
         """The ``(tag, seconds)`` to extend now, among ``live`` (the tags still held); forget the rest.
 
         A message is due once less than ``margin`` of its visibility timeout remains; it is extended by a whole
-        timeout from now, and its deadline moves accordingly. Tags never seen by :meth:`received` are tracked
-        from now on (their deadline is unknown, so they are extended at once).
+        timeout from now, and its deadline moves accordingly. Tags never seen by :meth:`received` (their timeout is
+        unknown) are not extended.
         """
         now = self._clock()
         alive = set(live)

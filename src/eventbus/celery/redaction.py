@@ -21,7 +21,7 @@ from typing import Any
 from celery.worker.request import Request
 
 from eventbus.core.envelope import Metadata
-from eventbus.core.redaction import Redactor, sensitive_values
+from eventbus.core.redaction import Redactor, redact, sensitive_values
 
 #: The process-wide redactor.
 REDACTOR = Redactor()
@@ -34,7 +34,8 @@ _install_lock = threading.Lock()
 
 
 def install() -> None:
-    """Redact every log record of this process from now on (idempotent; forked children inherit it)."""
+    """Redact every log record of this process from now on (idempotent; forked children inherit it), and cap
+    botocore's body dumps at INFO."""
     global _installed
     with _install_lock:
         if not _installed:
@@ -50,8 +51,14 @@ def install() -> None:
             _installed = True
     for name in _BODY_DUMPERS:
         dumper = logging.getLogger(name)
-        if dumper.level < logging.INFO:  # NOTSET included: Celery lowers the root level after import
+        if dumper.level < logging.INFO:  # set explicitly (NOTSET too): Celery lowers the root level after import
             dumper.setLevel(logging.INFO)
+
+
+def ensure_installed() -> None:
+    """:func:`install` unless this process did already: cheap enough to call for every handler execution."""
+    if not _installed:
+        install()
 
 
 def _scrub(record: logging.LogRecord) -> None:
@@ -85,13 +92,7 @@ def safe_kwargs_repr(kwargs: Any, limit: int = 1024) -> str:
     """``repr`` of an event task's keyword arguments with the message's secrets replaced (Celery's kwargsrepr)."""
     from celery.utils.saferepr import saferepr
 
-    values = secrets_of_kwargs(kwargs)
-    text = saferepr(kwargs, maxlen=limit)
-    if values:
-        scrubber = Redactor(recent=1)
-        scrubber.remember(values)
-        text = scrubber.redact(text)
-    return str(text)
+    return redact(str(saferepr(kwargs, maxlen=limit)), secrets_of_kwargs(kwargs))
 
 
 class EventRequest(Request):  # type: ignore[misc]
@@ -103,7 +104,5 @@ class EventRequest(Request):  # type: ignore[misc]
         if eventer is not None and eventer.enabled and self.task.send_events:
             values = secrets_of_kwargs(self.kwargs)
             if values:
-                scrubber = Redactor(recent=1)
-                scrubber.remember(values)
-                fields = {key: scrubber.redact(v) if isinstance(v, str) else v for key, v in fields.items()}
+                fields = {key: redact(v, values) if isinstance(v, str) else v for key, v in fields.items()}
         super().send_event(type, **fields)

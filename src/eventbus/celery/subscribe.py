@@ -11,7 +11,7 @@ from typing import Any, TypeVar, overload
 from celery import Task, shared_task
 from celery.exceptions import Reject
 
-from eventbus.celery.redaction import REDACTOR, install, safe_kwargs_repr, secrets_of_kwargs
+from eventbus.celery.redaction import REDACTOR, ensure_installed, safe_kwargs_repr, secrets_of_kwargs
 from eventbus.core.envelope import Metadata
 from eventbus.core.idempotency import Claim, DuplicateInProgress, run_once
 from eventbus.core.naming import event_name_from_function_name
@@ -84,7 +84,7 @@ def _declared_payload_cls(fn: Callable[..., Any]) -> type[EventPayload] | None:
 def _runner(fn: Callable[..., Any], payload_cls: type[EventPayload] | None, bind: bool) -> Callable[..., Any]:
     @functools.wraps(fn)
     def run(task: Task, *args: Any, **kwargs: Any) -> Any:
-        install()  # a no-op where configure() ran before the fork
+        ensure_installed()  # done already where configure() ran before the fork
         with REDACTOR.holding(secrets_of_kwargs(kwargs)):
             return _run(task, args, kwargs)
 

@@ -258,19 +258,21 @@ class Channel(SQS.Channel):
         )
         self._buffer(self._visibility, delivery_info["sqs_queue"], entry)
 
-    def release_held(self, keep: Callable[[str], bool] | None = None) -> int:
-        """Release (visibility 0) every held message except those ``keep`` names; forget them; return how many."""
-        released = 0
-        delivered = self.qos._delivered
-        for tag in self.held():
-            if keep is not None and keep(tag):
-                continue
-            info = delivered[tag].delivery_info
-            if "sqs_message" in info:
-                self.change_visibility(info, 0)
-                released += 1
-            self.forget(tag)
+    def release(self, delivery_tag: Any) -> bool:
+        """Make a held message visible to other consumers now (visibility 0, batched) and forget it here.
+
+        Returns whether there was an SQS message to release.
+        """
+        info = self.qos.get(delivery_tag).delivery_info
+        released = "sqs_message" in info
+        if released:
+            self.change_visibility(info, 0)
+        self.forget(delivery_tag)
         return released
+
+    def release_held(self, keep: Callable[[str], bool] | None = None) -> int:
+        """Release every held message except those ``keep`` names; return how many."""
+        return sum(self.release(tag) for tag in self.held() if keep is None or not keep(tag))
 
     def _queue_of(self, info: dict[str, Any]) -> str:
         routing_key = info.get("routing_key")

@@ -14,12 +14,13 @@ to be sent again when its lease ends (at-least-once).
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from eventbus.core.envelope import Envelope, decode_message_body
 from eventbus.core.errors import EnvelopeError, EventBusError, PublishError
@@ -53,6 +54,11 @@ class ClaimedBatch:
 
     token: str
     items: list[OutboxItem] = field(default_factory=list)
+
+    @classmethod
+    def from_rows(cls, token: str, rows: Iterable[Sequence[Any]]) -> ClaimedBatch:
+        """A batch from ``(id, body, event_name, attempts)`` rows, as a store reads them back."""
+        return cls(token, [OutboxItem(id=i, body=body, event_name=name, attempts=n) for i, body, name, n in rows])
 
 
 class OutboxStore(ABC):
@@ -152,9 +158,8 @@ class OutboxRelay:
         items, envelopes, unreadable = [], [], []
         for item in batch.items:
             try:
-                # the size limit is the transport's business; surrogatepass: a lone surrogate must not crash the pass
-                size = len(item.body.encode("utf-8", "surrogatepass"))
-                envelopes.append(decode_message_body(item.body, max_bytes=size + 1))
+                # no size limit here: that is the transport's business
+                envelopes.append(decode_message_body(item.body, max_bytes=sys.maxsize))
                 items.append(item)
             except EnvelopeError as exc:
                 logger.error("eventbus: outbox row %s is not an envelope (%s); kept, not sent", item.id, exc)

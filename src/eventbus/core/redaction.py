@@ -63,6 +63,14 @@ def sensitive_values_in_body(body: str | bytes, max_bytes: int) -> set[str]:
     return sensitive_values(data["metadata"], data.get("payload"))
 
 
+def redact(text: str, values: Iterable[str]) -> str:
+    """``text`` with each of ``values`` replaced by ``***``."""
+    for value in values:
+        if value in text:
+            text = text.replace(value, REDACTED)
+    return text
+
+
 def _leaves(value: object) -> Iterator[str]:
     stack, seen = [value], 0
     while stack and seen < _WALK_LIMIT:
@@ -134,7 +142,4 @@ class Redactor:
 
     def redact(self, text: str) -> str:
         """``text`` with every held or recent value replaced by ``***``."""
-        for value in self._snapshot:
-            if value in text:
-                text = text.replace(value, REDACTED)
-        return text
+        return redact(text, self._snapshot)

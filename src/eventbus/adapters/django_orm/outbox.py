@@ -11,7 +11,7 @@ from django.db.models import F, QuerySet
 
 from eventbus.adapters.django_orm.models import OutboxMessage
 from eventbus.core.envelope import Envelope
-from eventbus.core.outbox import ClaimedBatch, OutboxError, OutboxItem, OutboxStore
+from eventbus.core.outbox import ClaimedBatch, OutboxError, OutboxStore
 
 
 class DjangoOutboxStore(OutboxStore):
@@ -85,10 +85,7 @@ class DjangoOutboxStore(OutboxStore):
                 )
         except DatabaseError as exc:
             raise OutboxError(f"outbox claim failed: {type(exc).__name__}") from exc
-        return ClaimedBatch(
-            token=token,
-            items=[OutboxItem(id=mid, body=body, event_name=name, attempts=n) for mid, body, name, n in rows],
-        )
+        return ClaimedBatch.from_rows(token, rows)
 
     def mark_sent(self, token: str, ids: Sequence[str]) -> None:
         """Delete rows ``ids`` still claimed under ``token``."""

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from eventbus.adapters.sqlalchemy.repository import SqlAlchemyEntityRepository
 from eventbus.adapters.sqlalchemy.tables import outbox
 from eventbus.core.envelope import Envelope
-from eventbus.core.outbox import ClaimedBatch, OutboxError, OutboxItem, OutboxStore
+from eventbus.core.outbox import ClaimedBatch, OutboxError, OutboxStore
 
 
 class SqlAlchemyOutboxStore(OutboxStore):
@@ -106,10 +106,7 @@ class SqlAlchemyOutboxStore(OutboxStore):
                     ).all()
         except SQLAlchemyError as exc:
             raise OutboxError(f"outbox claim failed: {type(exc).__name__}") from exc
-        return ClaimedBatch(
-            token=token,
-            items=[OutboxItem(id=mid, body=body, event_name=name, attempts=n) for mid, body, name, n in rows],
-        )
+        return ClaimedBatch.from_rows(token, rows)
 
     def mark_sent(self, token: str, ids: Sequence[str]) -> None:
         """Delete rows ``ids`` still claimed under ``token``."""
