@@ -120,3 +120,17 @@ def test_size_limit_is_configurable() -> None:
     with pytest.raises(EnvelopeError, match="oversized"):
         decode_message_body(SEED_DO_GOOD, max_bytes=100)
     assert isinstance(decode_message_body(SEED_DO_GOOD, max_bytes=len(SEED_DO_GOOD)), Envelope)
+
+
+def test_nesting_deeper_than_the_limit_is_refused_with_its_own_reason() -> None:
+    from eventbus.core.envelope import MAX_NESTING_DEPTH
+
+    def body(levels: int) -> str:
+        # the envelope object and its payload count as two levels
+        nested = '{"a": ' * levels + "1" + "}" * levels
+        return '{"metadata": {"eventName": "doGood"}, "payload": {"deep": ' + nested + "}}"
+
+    decode_message_body(body(MAX_NESTING_DEPTH - 2))
+    with pytest.raises(EnvelopeError) as refused:
+        decode_message_body(body(MAX_NESTING_DEPTH - 1))
+    assert refused.value.reason is EnvelopeRejection.TOO_DEEP

@@ -28,6 +28,11 @@ from eventbus.core.errors import EnvelopeError, EnvelopeRejection
 #: SQS's classic message size limit; larger bodies are rejected before parsing.
 MAX_MESSAGE_BYTES: Final = 256 * 1024
 
+#: Deepest nesting of objects and arrays an envelope may have (metadata and payload). Deeper values cannot be
+#: handed to a worker pool safely (pickling, encoding and validation recurse once per level), and no real event needs
+#: them; such messages are dead-lettered with reason ``too-deep``.
+MAX_NESTING_DEPTH: Final = 100
+
 REDACTED: Final = "***"
 
 
@@ -140,6 +145,23 @@ def describe_validation_error(error: ValidationError, prefix: str) -> str:
     return "; ".join(parts)
 
 
+def nesting_depth_exceeds(value: object, limit: int = MAX_NESTING_DEPTH) -> bool:
+    """True if ``value`` nests dicts, lists or tuples more than ``limit`` levels deep (iterative: any depth is safe)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, (list, tuple)):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list, tuple)))
+    return False
+
+
 def envelope_from_mapping(data: object) -> Envelope:
     """Validate an already-parsed JSON value as an envelope.
 
@@ -155,6 +177,8 @@ def envelope_from_mapping(data: object) -> Envelope:
         raise EnvelopeError(EnvelopeRejection.NOT_AN_ENVELOPE, "missing or non-object 'payload'")
     if not isinstance(metadata.get("eventName"), str) or not metadata["eventName"]:
         raise EnvelopeError(EnvelopeRejection.INVALID_METADATA, "metadata.eventName: missing or not a non-empty string")
+    if nesting_depth_exceeds(data):
+        raise EnvelopeError(EnvelopeRejection.TOO_DEEP, f"objects and arrays nest more than {MAX_NESTING_DEPTH} levels")
     try:
         parsed = Metadata.model_validate(metadata)
     except ValidationError as exc:

@@ -19,6 +19,7 @@ class EnvelopeRejection(StrEnum):
     OVERSIZED = "oversized"
     MALFORMED_JSON = "malformed-json"
     NOT_AN_ENVELOPE = "not-an-envelope"
+    TOO_DEEP = "too-deep"
     INVALID_METADATA = "invalid-metadata"
     INVALID_PAYLOAD = "invalid-payload"
 
