@@ -30,6 +30,8 @@ import redis
 
 ROOT = Path(__file__).resolve().parents[1]
 REGION = "eu-west-2"
+# eventbus workers run task messages from the queue only when signed: the filler and the workers share this key
+os.environ.setdefault("EVENTBUS_SIGNING_KEY", "bench-signing-key")
 
 
 @dataclass

@@ -18,6 +18,10 @@ from tests.support import Worker, make_topology, start_worker
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
+# Task messages run from the queue only when signed (eventbus.celery.trust): the test process, which sends tasks, and
+# the workers it starts (they inherit the environment) share one key.
+os.environ.setdefault("EVENTBUS_SIGNING_KEY", "eventbus-test-signing-key")
+
 #: Run the integration suite against an external SNS/SQS (e.g. LocalStack) instead of the embedded emulator.
 EXTERNAL_ENDPOINT = os.environ.get("EVENTBUS_TEST_ENDPOINT_URL", "")
 REGION = "eu-west-2"

@@ -13,6 +13,7 @@ import socket
 import threading
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 
 class OutageProxy:
@@ -132,3 +133,113 @@ def tree_cpu_seconds(root_pid: int) -> float:
             total += process_cpu_seconds(pid)
         stack.extend(children.get(pid, []))
     return total
+
+
+class FaultyHttpProxy:
+    """An HTTP forwarder on 127.0.0.1 that fails or delays chosen AWS actions (``SendMessage``, ...).
+
+    The action is read from the ``X-Amz-Target`` header (JSON protocol) or the form body's ``Action=`` (query
+    protocol). ``fail(action, times)`` answers the next ``times`` calls with an HTTP 500 without forwarding them;
+    ``delay(action, seconds, times)`` holds them before forwarding. ``seen(action)`` counts the calls.
+    """
+
+    def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1") -> None:
+        import http.server
+
+        self.upstream = (upstream_host, upstream_port)
+        self._rules: list[tuple[str, str, float, list[int]]] = []
+        self._seen: dict[str, int] = {}
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                proxy._forward(self)
+
+            def do_GET(self) -> None:
+                proxy._forward(self)
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        """The endpoint to give clients."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def fail(self, action: str, times: int = 1) -> None:
+        """Answer the next ``times`` calls of ``action`` with HTTP 500."""
+        with self._lock:
+            self._rules.append((action, "fail", 0.0, [times]))
+
+    def delay(self, action: str, seconds: float, times: int = 1) -> None:
+        """Hold the next ``times`` calls of ``action`` for ``seconds`` before forwarding them."""
+        with self._lock:
+            self._rules.append((action, "delay", seconds, [times]))
+
+    def seen(self, action: str) -> int:
+        """How many calls of ``action`` arrived."""
+        with self._lock:
+            return self._seen.get(action, 0)
+
+    def _rule_for(self, action: str) -> tuple[str, float] | None:
+        with self._lock:
+            self._seen[action] = self._seen.get(action, 0) + 1
+            for name, kind, seconds, left in self._rules:
+                if name == action and left[0] > 0:
+                    left[0] -= 1
+                    return kind, seconds
+        return None
+
+    def _forward(self, handler: Any) -> None:
+        import http.client
+        import time
+        from urllib.parse import parse_qs
+
+        body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+        target = handler.headers.get("X-Amz-Target") or ""
+        action = (
+            target.rsplit(".", 1)[-1] if target else (parse_qs(body.decode(errors="replace")).get("Action") or [""])[0]
+        )
+        rule = self._rule_for(action)
+        if rule is not None and rule[0] == "fail":
+            payload = b'{"__type": "InternalError", "message": "injected by the test"}'
+            handler.send_response(500)
+            handler.send_header("Content-Type", "application/x-amz-json-1.0")
+            handler.send_header("x-amzn-query-error", "InternalError;Receiver")
+            handler.send_header("Content-Length", str(len(payload)))
+            handler.end_headers()
+            handler.wfile.write(payload)
+            return
+        if rule is not None:
+            time.sleep(rule[1])
+        upstream = http.client.HTTPConnection(*self.upstream, timeout=120)
+        try:
+            headers = {k: v for k, v in handler.headers.items() if k.lower() not in {"host", "connection"}}
+            upstream.request(handler.command, handler.path, body=body, headers=headers)
+            response = upstream.getresponse()
+            data = response.read()
+        finally:
+            upstream.close()
+        handler.send_response(response.status, response.reason)
+        for key, value in response.getheaders():
+            if key.lower() not in {"transfer-encoding", "connection", "content-length", "server", "date"}:
+                handler.send_header(key, value)
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    def __enter__(self) -> FaultyHttpProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -49,6 +49,10 @@ class EventBusSettings(BaseSettings):
     django_database: str = "default"
     #: Fate of a valid event no handler subscribes to: dropped (a topic fans out every event) or dead-lettered.
     unsubscribed: Literal["drop", "dead-letter"] = "drop"
+    #: Key that signs the Celery task messages this service sends and that its workers require of task messages
+    #: arriving on the queue (``.delay()``, retries, callback tasks). Without it, only retries of event tasks run from
+    #: the queue; other task messages are dead-lettered (``unauthenticated-task``). Same value in every process.
+    signing_key: SecretStr | None = None
     #: Bodies larger than this are dead-lettered unread.
     max_message_bytes: int = MAX_MESSAGE_BYTES
     #: Long-poll wait for SQS receives, seconds (0-20).
@@ -72,8 +76,9 @@ class EventBusSettings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     #: How long a handled event is remembered, seconds (duplicates arriving later run again).
     dedup_keep_for: float = 86_400.0
-    #: How long a claim on an event holds if its holder vanishes without a trace, seconds.
-    dedup_lease: float = 900.0
+    #: How long a claim on an event holds after its holder's last renewal, seconds (renewed every third of it while
+    #: the handler runs; after a crash, a redelivery waits at most this long).
+    dedup_lease: float = 30.0
     #: Transactional outbox: events published inside a transaction are stored with it and relayed after commit.
     outbox: Literal["off", "django", "sqlalchemy", "memory"] = "off"
     #: Pause between relay passes while idle, seconds (retries back off up to 10 s while the transport fails).

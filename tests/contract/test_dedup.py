@@ -11,18 +11,21 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from eventbus.adapters.memory_dedup import InMemoryDeduplicationStore
-from eventbus.core.idempotency import Claim, DeduplicationError, DeduplicationStore, run_once
+from eventbus.core.idempotency import Claim, DeduplicationError, DeduplicationStore, LeaseKeeper, run_once
 
 LONG = 60.0
 #: Short enough to keep the file fast, long enough for a store round-trip to finish well inside it.
 SHORT = 0.2
 #: Waiting this long lets a SHORT lease expire.
 PAST_SHORT = SHORT + 0.1
+#: A lease renewed every third of itself: a renewal may come up to two thirds late (a loaded machine) and still hold.
+RENEWED = 0.6
 
 
 class Boom(Exception):
@@ -61,16 +64,44 @@ class DeduplicationStoreContract:
         self.store.release(key, "b")
         assert self.store.claim(key, "b", LONG) is Claim.IN_PROGRESS
 
-    def test_the_same_owner_takes_over_its_claim(self, key: str) -> None:
+    def test_the_holder_renews_its_claim(self, key: str) -> None:
         assert self.store.claim(key, "a", LONG) is Claim.ACQUIRED
         assert self.store.claim(key, "a", LONG) is Claim.ACQUIRED
         assert self.store.claim(key, "b", LONG) is Claim.IN_PROGRESS
 
-    def test_takeover_renews_the_lease(self, key: str) -> None:
+    def test_a_renewal_extends_the_lease(self, key: str) -> None:
         self.store.claim(key, "a", SHORT)
         self.store.claim(key, "a", LONG)
         time.sleep(PAST_SHORT)
         assert self.store.claim(key, "b", LONG) is Claim.IN_PROGRESS
+
+    def test_renewals_refuse_other_owners_for_as_long_as_they_go_on(self, key: str) -> None:
+        # the lease keeper renews every third of the lease while the handler runs, here for two leases
+        assert self.store.claim(key, "a", RENEWED) is Claim.ACQUIRED
+        for _ in range(6):
+            time.sleep(RENEWED / 3)
+            assert self.store.claim(key, "a", RENEWED) is Claim.ACQUIRED
+            assert self.store.claim(key, "b", RENEWED) is Claim.IN_PROGRESS
+        time.sleep(RENEWED + 0.1)  # the holder died: its claim lapses one lease after its last renewal
+        assert self.store.claim(key, "b", LONG) is Claim.ACQUIRED
+
+    def test_a_renewal_after_the_lease_lapsed_to_another_owner_is_refused(self, key: str) -> None:
+        self.store.claim(key, "a", SHORT)
+        time.sleep(PAST_SHORT)
+        assert self.store.claim(key, "b", LONG) is Claim.ACQUIRED
+        assert self.store.claim(key, "a", LONG) is Claim.IN_PROGRESS, "a's renewal finds its claim lost"
+        assert self.store.claim(key, "b", LONG) is Claim.ACQUIRED, "b still holds it"
+        self.store.complete(key, "b", LONG)
+        assert self.store.claim(key, "a", LONG) is Claim.DONE, "a renewal never undoes a completion"
+
+    def test_keys_and_owners_of_255_characters_are_accepted(self, key: str) -> None:
+        long_key = key + "k" * (255 - len(key))
+        holder, other = "a" * 255, "a" * 254 + "b"
+        assert self.store.claim(long_key, holder, LONG) is Claim.ACQUIRED
+        assert self.store.claim(long_key, other, LONG) is Claim.IN_PROGRESS
+        assert self.store.claim(long_key, holder, LONG) is Claim.ACQUIRED
+        self.store.complete(long_key, holder, LONG)
+        assert self.store.claim(long_key, other, LONG) is Claim.DONE
 
     def test_an_expired_lease_is_acquired_by_another_owner(self, key: str) -> None:
         self.store.claim(key, "a", SHORT)
@@ -203,6 +234,27 @@ class DeduplicationStoreContract:
         assert calls == ["ran"]
         assert results == [(Claim.ACQUIRED, "result")] + [(Claim.DONE, None)] * 4
 
+    def test_run_once_with_a_lease_keeper_holds_the_claim_past_its_lease(self, key: str) -> None:
+        # the keeper renews from its own thread (its own database connection): the handler outlives the lease
+        keeper = LeaseKeeper()
+        answers: list[Claim] = []
+
+        def handler() -> str:
+            for _ in range(4):
+                time.sleep(RENEWED / 2)
+                answers.append(self.store.claim(key, "delivery-2", LONG))
+            return "result"
+
+        try:
+            assert run_once(self.store, key, "delivery-1", handler, lease=RENEWED, keep_for=LONG, keeper=keeper) == (
+                Claim.ACQUIRED,
+                "result",
+            )
+        finally:
+            keeper.close()
+        assert answers == [Claim.IN_PROGRESS] * 4
+        assert self.store.claim(key, "delivery-3", LONG) is Claim.DONE
+
     def test_run_once_releases_the_claim_when_the_handler_raises(self, key: str) -> None:
         def failing() -> None:
             raise Boom
@@ -214,6 +266,47 @@ class DeduplicationStoreContract:
             "retried",
         )
         assert self.store.claim(key, "delivery-3", LONG) is Claim.DONE
+
+    # ------------------------------------------------------------ keys and owners of @subscribe(idempotent=True)
+
+    def deliver(self, event_id: str, delivery_id: str, handler: Callable[[], Any]) -> Any:
+        """One delivery of ``event_id`` through the Celery adapter's ``_run_once``, deduplicated in this store."""
+        from dependency_injector import providers
+
+        from eventbus.celery.subscribe import _run_once
+        from eventbus.container import build_container, set_container
+        from eventbus.settings import EventBusSettings
+
+        container = build_container(EventBusSettings(service="contract", dedup_store="memory", publisher="memory"))
+        container.deduplication_store.override(providers.Object(self.store))
+        task = SimpleNamespace(name="tests.contract.handle", request=SimpleNamespace(id=delivery_id))
+        task.request.eventbus_event_id = event_id
+        set_container(container)
+        try:
+            return _run_once(task, handler)  # type: ignore[arg-type]
+        finally:
+            set_container(None)
+
+    def test_an_event_id_of_1000_characters_is_handled_once(self) -> None:
+        # the producer sets metadata.eventId: any length; the SQL stores' columns hold 255 characters
+        base = uuid.uuid4().hex + "x" * 967
+        first, second = base + "a", base + "b"
+        calls: list[str] = []
+        for delivery in ("m-1", "m-2", "m-" + "9" * 1000):
+            self.deliver(first, delivery, lambda: calls.append("first"))
+        self.deliver(second, "m-4", lambda: calls.append("second"))
+        self.deliver(second, "m-5", lambda: calls.append("second"))
+        assert calls == ["first", "second"], "each event ran once, and the two did not share a key"
+
+    @pytest.mark.parametrize("character", ["\x00", "\ud800", "\n"], ids=["nul", "lone-surrogate", "newline"])
+    def test_an_event_id_any_json_string_can_carry_is_handled_once(self, character: str) -> None:
+        # PostgreSQL text cannot hold NUL, UTF-8 cannot encode a lone surrogate: the key must not carry them
+        event_id = f"{uuid.uuid4().hex}{character}1"
+        calls: list[str] = []
+        for delivery in ("m-1", "m-2"):
+            self.deliver(event_id, delivery, lambda: calls.append("ran"))
+        self.deliver(event_id[:-1] + "2", "m-3", lambda: calls.append("other"))
+        assert calls == ["ran", "other"]
 
 
 def assert_wrapped(caught: pytest.ExceptionInfo[DeduplicationError], key: str, owner: str) -> None:
@@ -347,6 +440,32 @@ class TestDjangoDeduplicationOnPostgres(DjangoContract):
     @pytest.fixture
     def django_alias(self, postgres_url: str) -> str:
         return "postgres"
+
+    def test_a_thread_whose_connection_broke_reconnects_on_its_next_call(self, key: str, postgres_url: str) -> None:
+        # the lease keeper's thread: no request cycle and no Celery task closes a broken connection for it
+        import psycopg
+        from django.db import connections
+
+        answers: list[object] = []
+
+        def renewals() -> None:
+            try:
+                answers.append(self.store.claim(key, "a", LONG))
+                pid = connections[self.alias].connection.info.backend_pid
+                with psycopg.connect(postgres_url, autocommit=True) as admin:  # a restart, a failover, an idle timeout
+                    admin.execute("select pg_terminate_backend(%s)", [pid])
+                for _ in range(2):
+                    try:
+                        answers.append(self.store.claim(key, "a", LONG))
+                    except DeduplicationError:
+                        answers.append(DeduplicationError)
+            finally:
+                self.in_thread_done()
+
+        thread = threading.Thread(target=renewals)
+        thread.start()
+        thread.join(30)
+        assert answers == [Claim.ACQUIRED, DeduplicationError, Claim.ACQUIRED]
 
     def test_driver_errors_are_wrapped(self) -> None:
         key = "k" * 300  # longer than the column: PostgreSQL refuses it

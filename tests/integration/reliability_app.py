@@ -1,8 +1,8 @@
 """The Celery app of the fault-injection tests: handlers that record every execution where a crash cannot lose it.
 
 ``seen`` writes one row per execution to PostgreSQL (``EVENTBUS_TEST_POSTGRES_URL``, table ``eventbus_test_seen``,
-autocommit), so a ``kill -9`` of the worker keeps what was recorded. ``slow`` records its start and end to the
-JSON-lines file of ``EVENTBUS_TEST_RECORD``.
+autocommit), so a ``kill -9`` of the worker keeps what was recorded. ``slow`` and ``long_once`` record their start
+and end to the JSON-lines file of ``EVENTBUS_TEST_RECORD``.
 """
 
 from __future__ import annotations
@@ -86,6 +86,14 @@ def once(task: Any, payload: dict[str, Any], metadata: Metadata) -> None:
         f"insert into {SEEN_TABLE} (run, n, pid, message_id) values (%s, %s, %s, %s)",
         (payload["run"], payload["n"], os.getpid(), task.request.id),
     )
+
+
+@subscribe(idempotent=True)
+def long_once(task: Any, payload: dict[str, Any], metadata: Metadata) -> None:
+    """Idempotent and slower than its queue's visibility timeout: records each execution's start and end."""
+    record("long-once-start", message_id=task.request.id)
+    time.sleep(float(payload["seconds"]))
+    record("long-once-end", message_id=task.request.id)
 
 
 handler_log = logging.getLogger("tests.handlers")

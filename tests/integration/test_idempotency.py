@@ -3,6 +3,9 @@
 The five deliveries are five SQS messages carrying the same SNS notification (what SNS's at-least-once delivery
 produces), sent at once to a worker with two pool processes, so duplicates also arrive while the first one runs.
 Run once per deduplication store: Redis, SQLAlchemy on PostgreSQL, Django on PostgreSQL.
+
+A handler that outlives its message's visibility (the heartbeat failing) and its claim's lease is redelivered while
+it runs: the copy must be left for later, not run alongside, whichever SQS message it is.
 """
 
 from __future__ import annotations
@@ -126,3 +129,48 @@ def test_a_duplicate_of_an_event_that_needed_a_retry_is_still_recognised(
     finally:
         worker.stop()
     assert executions == 1
+
+
+#: The handler runs this long: longer than the queue's visibility timeout (2 s) and than the claim's lease.
+LONG_RUN = 7.0
+#: The claim's lease in this worker: the handler outlives it, so only its renewals keep the claim.
+SHORT_LEASE = 3.0
+
+
+@pytest.mark.parametrize("store", ["redis", "sqlalchemy", "django"])
+def test_a_redelivery_while_the_handler_still_runs_does_not_run_it_again(
+    store: str, sqs: Any, sns: Any, sns_sqs_endpoint: str, tmp_path: Path, postgres_url: str, redis_url: str
+) -> None:
+    # no heartbeat (as when ChangeMessageVisibilityBatch fails): SQS redelivers the running message every 2 s
+    topology = make_topology(sns, sqs, f"live-{uuid.uuid4().hex[:8]}", visibility=2, max_receive_count=10)
+    env = {
+        **store_env(store, postgres_url, redis_url),
+        "EVENTBUS_HEARTBEAT": "false",
+        "EVENTBUS_DEDUP_LEASE": str(SHORT_LEASE),
+    }
+    worker = start_worker("tests.integration.reliability_app", topology, sns_sqs_endpoint, tmp_path, env=env)
+    try:
+        body = notification(topology.topic_arn, str(uuid.uuid4()), "longOnce", {"seconds": LONG_RUN})
+        sqs.send_message(QueueUrl=topology.queue_url, MessageBody=body)
+        wait_until(lambda: worker.records("long-once-end"), timeout=30)
+        wait_until(lambda: queue_depth(sqs, topology.queue_url) == 0, timeout=20)
+        time.sleep(2.5)  # one visibility timeout more: a deferred copy would start now if it could
+        starts = worker.records("long-once-start")
+        log = worker.log()
+    finally:
+        worker.stop()
+    deferred = log.count("is being handled by another delivery")
+    record_figures(
+        4,
+        f"redelivered while running: {LONG_RUN:.0f} s handler, 2 s visibility, no heartbeat, "
+        f"{SHORT_LEASE:.0f} s lease ({store} store)",
+        sent=1,
+        handled=min(len(starts), 1),
+        duplicates=max(len(starts) - 1, 0),
+        lost=1 - min(len(starts), 1),
+        deferred_while_running=deferred,
+    )
+    assert len(starts) == 1, f"{len(starts)} executions started for one event"
+    assert deferred >= 1, "SQS did not redeliver the event while it ran: the test proved nothing"
+    assert "could not renew" not in log, "every renewal reached the store"
+    assert "lost the claim" not in log

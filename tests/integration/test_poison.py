@@ -30,7 +30,9 @@ GOOD = 60
 
 def hostile_bodies(marker: str) -> dict[str, str]:
     rng = random.Random(7)
-    garbage = "".join(rng.choice(string.printable) for _ in range(2_000))
+    # only characters SQS accepts (#x9, #xA, #xD, #x20-#xD7FF, ...): string.printable also has \x0b and \x0c
+    accepted = string.printable.replace("\x0b", "").replace("\x0c", "")
+    garbage = "".join(rng.choice(accepted) for _ in range(2_000))
     nested = "[" * 50_000 + "]" * 50_000
     return {
         "garbage": f"{marker}{garbage}",

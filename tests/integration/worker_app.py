@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Any
 
 from celery import Celery
@@ -106,6 +107,20 @@ def publish_follow_up(task: Any, payload: dict[str, Any], metadata: Metadata) ->
 def follow_up(task: Any, payload: FollowUpPayload, metadata: Metadata) -> None:
     """Receives the follow-up event."""
     record("followUp", source=payload.source, traceparent=metadata.traceparent, publisher=metadata.publisher_name)
+
+
+@subscribe
+def sleepy(task: Any, payload: dict[str, Any], metadata: Metadata) -> None:
+    """Sleeps ``payload["seconds"]``, recording each start: a second start means SQS handed the event out twice."""
+    record("sleepy", marker=payload.get("marker"), pid=os.getpid(), at=time.time())
+    time.sleep(float(payload.get("seconds", 1)))
+    record("sleepyDone", marker=payload.get("marker"), at=time.time())
+
+
+@app.task
+def later(marker: str) -> None:
+    """A task sent with a countdown: records when it ran."""
+    record("later", marker=marker, at=time.time(), pid=os.getpid())
 
 
 @app.task

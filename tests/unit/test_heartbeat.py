@@ -23,9 +23,64 @@ def test_a_message_is_extended_once_half_its_visibility_is_gone() -> None:
     assert beat.due(["a"]) == []
     clock.now += 1.5
     assert beat.due(["a"]) == [("a", 30)]
+    assert beat.due(["a"]) == [], "on its way: not sent twice"
+    beat.extended("a")
+    clock.now += 14
     assert beat.due(["a"]) == [], "extended: not due again until half of the new timeout is gone"
-    clock.now += 15
+    clock.now += 1.5
     assert beat.due(["a"]) == [("a", 30)]
+
+
+def test_a_failed_extension_is_sent_again_at_the_next_tick_and_the_deadline_stays() -> None:
+    """Issue 9 item 4: the deadline moved before the call succeeded, so one failed call let the message lapse."""
+    clock = Clock()
+    beat = VisibilityHeartbeat(margin=0.5, clock=clock)
+    beat.received("a", 20)
+    clock.now += 10
+    assert beat.due(["a"]) == [("a", 20)]
+    beat.extension_failed("a")
+    clock.now += 1
+    assert beat.due(["a"]) == [("a", 20)], "still due: the failed extension is retried at once"
+    beat.extended("a")
+    clock.now += 9.5
+    assert beat.due(["a"]) == [], "the deadline counts from the call that succeeded"
+    clock.now += 0.5
+    assert beat.due(["a"]) == [("a", 20)]
+
+
+def test_the_deadline_of_a_success_counts_from_when_the_call_was_sent() -> None:
+    clock = Clock()
+    beat = VisibilityHeartbeat(margin=0.5, clock=clock)
+    beat.received("a", 20)
+    clock.now += 10
+    assert beat.due(["a"]) == [("a", 20)]
+    clock.now += 3  # a slow call
+    beat.extended("a")
+    clock.now += 7
+    assert beat.due(["a"]) == [("a", 20)], "due 10 s after the call was sent, not after it returned"
+
+
+def test_an_extension_that_never_answers_is_sent_again() -> None:
+    clock = Clock()
+    beat = VisibilityHeartbeat(margin=0.5, clock=clock)
+    beat.received("a", 20)
+    clock.now += 10
+    assert beat.due(["a"]) == [("a", 20)]
+    clock.now += 4
+    assert beat.due(["a"]) == [], "on its way"
+    clock.now += 1.5
+    assert beat.due(["a"]) == [("a", 20)], "no answer after a quarter of the timeout: sent again"
+
+
+def test_an_extension_refused_three_times_is_given_up() -> None:
+    clock = Clock()
+    beat = VisibilityHeartbeat(margin=0.5, clock=clock)
+    beat.received("a", 20)
+    clock.now += 10
+    for _ in range(3):
+        assert beat.due(["a"]) == [("a", 20)]
+        beat.extension_failed("a", refused=True)
+    assert beat.due(["a"]) == [], "SQS keeps refusing (the message is gone): stop asking"
 
 
 def test_messages_no_longer_held_are_forgotten() -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from enum import Enum
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -19,6 +21,14 @@ logger = logging.getLogger("eventbus.consumer")
 
 _DLQ_CACHE_TTL = 60.0
 _TRANSPORT_ERRORS = (ClientError, BotoCoreError, OSError)
+
+
+class _Copy(Enum):
+    """How a dead-letter copy ended."""
+
+    COPIED = "copied"
+    NO_QUEUE = "no dead-letter queue"
+    FAILED = "failed"
 
 
 def sqs_message_id(message: Message) -> str:
@@ -43,6 +53,8 @@ class SqsAcknowledger:
 
     def __init__(self) -> None:
         self._dead_letter_urls: dict[str, tuple[str | None, float]] = {}
+        self._executor: ThreadPoolExecutor | None = None
+        self._copies: dict[Future[_Copy], Message] = {}
 
     def ack(self, message: Message) -> None:
         """Delete the message (it was handled, or deliberately dropped)."""
@@ -96,23 +108,56 @@ class SqsAcknowledger:
         return reject_log_error
 
     def dead_letter(self, message: Message, reason: str) -> None:
-        """Move the message to its queue's dead-letter queue now, with the reason attached.
+        """Move the message to its queue's dead-letter queue, with the reason attached.
 
-        The body is copied unchanged so it can be redriven. With no dead-letter queue the
-        message is dropped (logged at error level); if the copy fails, it is left for SQS's own
-        redrive after ``maxReceiveCount`` receives.
+        The body is copied unchanged so it can be redriven. With no dead-letter queue the message is dropped
+        (logged at error level); if the copy fails, it is left for SQS's own redrive after ``maxReceiveCount``
+        receives. The SQS calls run on a thread of their own when the channel has an event loop: a slow SQS must not
+        stop the loop (and the visibility heartbeat with it). Until the copy is done the message stays held, and
+        extended, so no other consumer receives it meanwhile; it is deleted (or left) back on the loop.
         """
+        hub = getattr(message.channel, "hub", None)
+        if hub is None or getattr(message.channel, "draining", False):
+            self._finish(message, self._copy(message, reason))
+            return
+        future = self._copier().submit(self._copy, message, reason)
+        self._copies[future] = message
+        future.add_done_callback(lambda done: hub.call_soon(self._on_copied, done))
+
+    def _copier(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eventbus-dead-letter")
+        return self._executor
+
+    def _on_copied(self, done: Future[_Copy]) -> None:
+        message = self._copies.pop(done, None)
+        if message is not None:  # else settled by wait_for_copies
+            self._finish(message, done.result())
+
+    def wait_for_copies(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for dead-letter copies on their way, and settle their messages now.
+
+        For shutdown: the event loop that would settle them is stopping.
+        """
+        pending = list(self._copies)
+        if not pending:
+            return
+        finished, _ = wait(pending, timeout=timeout)
+        for future in finished:
+            message = self._copies.pop(future, None)
+            if message is not None:
+                self._finish(message, future.result())
+
+    def _copy(self, message: Message, reason: str) -> _Copy:
+        """Copy the message to its dead-letter queue (blocking SQS calls; any thread)."""
         message_id, source = sqs_message_id(message), queue_name(message)
         try:
             target = self._dead_letter_url(message)
         except _TRANSPORT_ERRORS as exc:
             logger.error("eventbus: cannot find dead-letter queue of %s (%s); message %s left", source, exc, message_id)
-            self.leave_for_redelivery(message)
-            return
+            return _Copy.FAILED
         if target is None:
-            logger.error("eventbus: queue %s has no dead-letter queue; message %s dropped", source, message_id)
-            self.ack(message)
-            return
+            return _Copy.NO_QUEUE
         body = message.delivery_info.get("sqs_message", {}).get("Body")
         if not isinstance(body, str):
             body = message.body.decode("utf-8", "replace") if isinstance(message.body, bytes) else str(message.body)
@@ -133,8 +178,22 @@ class SqsAcknowledger:
                 source,
                 exc,
             )
+            return _Copy.FAILED
+        return _Copy.COPIED
+
+    def _finish(self, message: Message, outcome: _Copy) -> None:
+        """Settle a dead-lettered message once its copy is done (on the event loop)."""
+        if message.acknowledged:  # released at shutdown meanwhile
+            return
+        if outcome is _Copy.FAILED:
             self.leave_for_redelivery(message)
             return
+        if outcome is _Copy.NO_QUEUE:
+            logger.error(
+                "eventbus: queue %s has no dead-letter queue; message %s dropped",
+                queue_name(message),
+                sqs_message_id(message),
+            )
         self.ack(message)
 
     def _dead_letter_url(self, message: Message) -> str | None:

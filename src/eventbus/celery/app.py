@@ -34,6 +34,11 @@ def celery_config(settings: EventBusSettings) -> dict[str, Any]:
         "broker_transport_options": transport,
         "broker_connection_retry_on_startup": True,
         "worker_consumer": CONSUMER,
+        # the queue is shared with other services' events: only JSON ever reaches a decoder (see celery/trust.py)
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "task_serializer": "json",
+        "result_serializer": "json",
         "task_default_queue": settings.queue_name,
         # Remote control and events need a fanout exchange, which kombu's SQS transport
         # would build out of SNS topics; a service's event queue is not the place for them.
@@ -43,15 +48,24 @@ def celery_config(settings: EventBusSettings) -> dict[str, Any]:
         # read by SQSConsumer
         "eventbus_max_message_bytes": settings.max_message_bytes,
         "eventbus_unsubscribed": settings.unsubscribed,
+        "eventbus_signing_key": settings.signing_key,
     }
 
 
 def configure(app: Celery, settings: EventBusSettings | None = None) -> Celery:
-    """Point ``app`` at SQS and install ``SQSConsumer`` (and, with ``EVENTBUS_OUTBOX``, the outbox relay)."""
+    """Point ``app`` at SQS and install ``SQSConsumer`` (and, with ``EVENTBUS_OUTBOX``, the outbox relay).
+
+    With ``EVENTBUS_SIGNING_KEY`` every task message the app sends is signed, and its workers run task messages from
+    the queue only when signed (:mod:`eventbus.celery.trust`).
+    """
     from eventbus.celery.redaction import install
 
     settings = settings or EventBusSettings()
     app.conf.update(celery_config(settings))
+    if settings.signing_key is not None:
+        from eventbus.celery.trust import install_signing
+
+        install_signing(app, settings.signing_key)
     install()  # before the pool forks: every worker process redacts its log records
     if settings.outbox != "off":
         from eventbus.celery.outbox import OutboxRelayStep

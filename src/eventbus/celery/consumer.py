@@ -21,17 +21,19 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from celery.worker import state as worker_state
 from celery.worker.consumer import Consumer
 from kombu.message import Message
+from pydantic import SecretStr
 from vine import promise
 
 from eventbus.celery.acks import SqsAcknowledger, queue_name, sqs_message_id
 from eventbus.celery.redaction import REDACTOR, install
 from eventbus.celery.subscribe import subscriptions_of
+from eventbus.celery.trust import RefusedTask, check_task_message
 from eventbus.core.dispatch import Decision, Fate, decide
 from eventbus.core.envelope import MAX_MESSAGE_BYTES
 from eventbus.core.redaction import sensitive_values_in_body, sensitive_values_of
@@ -81,7 +83,12 @@ def _as_task_message(message: Message, decision: Decision) -> None:
 
 
 class EventRouter:
-    """Routes one raw SQS message: to Celery, to a subscribed task, to a drop, or to the DLQ."""
+    """Routes one raw SQS message: to Celery, to a subscribed task, to a drop, or to the DLQ.
+
+    ``tasks`` (the worker's registered tasks) turns on the trust boundary for task messages that arrive on the queue
+    (:mod:`eventbus.celery.trust`); ``signing_key`` is ``EVENTBUS_SIGNING_KEY``. ``withdraw`` takes back what Celery
+    registered for a message whose hand-off to the pool failed, and says whether a pool process has it already.
+    """
 
     def __init__(
         self,
@@ -90,26 +97,69 @@ class EventRouter:
         *,
         max_bytes: int = MAX_MESSAGE_BYTES,
         unsubscribed: Fate = Fate.DROP,
+        tasks: Mapping[str, Any] | None = None,
+        signing_key: SecretStr | None = None,
+        withdraw: Callable[[Message], bool] | None = None,
     ) -> None:
         self.registry = registry
         self.acknowledger = acknowledger
         self.max_bytes = max_bytes
         self.unsubscribed = unsubscribed
+        self.tasks = tasks
+        self.signing_key = signing_key
+        self.withdraw = withdraw
 
     def route(self, message: Message, run_task_message: Callable[[Message], Any]) -> Any:
-        """Handle one message received by the worker."""
+        """Handle one message received by the worker.
+
+        Never raises: whatever goes wrong while the message is turned into work (routing, decoding, the hand-off to
+        the pool) settles this message alone (dead-lettered with the exception's type as reason) and the consumer
+        goes on with the next one.
+        """
         headers = message.headers
         if isinstance(headers, dict) and "task" in headers:
-            return run_task_message(message)
-        body = message.body or b""
+            return self._guarded(message, None, lambda: self._run_task_message(message, run_task_message))
+        body = raw_body(message)
         decision = decide(body, self.registry, max_bytes=self.max_bytes, unsubscribed=self.unsubscribed)
         if decision.envelope is not None:
             secrets = sensitive_values_of(decision.envelope)
         else:
             secrets = sensitive_values_in_body(body, self.max_bytes)
+        return self._guarded(message, secrets, lambda: self._settle(message, decision, run_task_message))
+
+    def _guarded(self, message: Message, secrets: set[str] | None, work: Callable[[], Any]) -> Any:
         # held while this message is dispatched or disposed of: debug lines and error texts of this call are redacted
-        with REDACTOR.holding(secrets):
-            return self._settle(message, decision, run_task_message)
+        with REDACTOR.holding(secrets or ()):
+            try:
+                return work()
+            except Exception as exc:
+                self._contain(message, exc)
+                return None
+
+    def _contain(self, message: Message, exc: Exception) -> None:
+        """The last line of defence: a message that failed on its way to a task is taken back and dead-lettered."""
+        taken_back = self.withdraw(message) if self.withdraw is not None else True
+        logger.error(
+            "eventbus: message %s from queue %s failed on its way to a task (%s)%s",
+            sqs_message_id(message),
+            queue_name(message),
+            type(exc).__name__,
+            "; dead-lettering it" if taken_back and not message.acknowledged else "",
+            exc_info=True,
+        )
+        if taken_back and not message.acknowledged:
+            self.acknowledger.dead_letter(message, f"handoff-failed: {type(exc).__name__}")
+
+    def _run_task_message(self, message: Message, run_task_message: Callable[[Message], Any]) -> Any:
+        if self.tasks is not None:
+            try:
+                check_task_message(message, self.tasks, self.signing_key)
+            except RefusedTask as refused:
+                self._dead_letter(message, str(refused))
+                return None
+        # a failed task (a retried event's last attempt included) is never deleted, whatever the queue's redrive
+        message.reject_log_error = self.acknowledger.reject_callback(message)  # type: ignore[method-assign]
+        return run_task_message(message)
 
     def _settle(self, message: Message, decision: Decision, run_task_message: Callable[[Message], Any]) -> Any:
         if decision.fate is Fate.DISPATCH:
@@ -125,14 +175,29 @@ class EventRouter:
             )
             self.acknowledger.ack(message)
             return None
+        self._dead_letter(message, decision.reason)
+        return None
+
+    def _dead_letter(self, message: Message, reason: str) -> None:
         logger.warning(
             "eventbus: dead-lettering message %s from queue %s: %s",
             sqs_message_id(message),
             queue_name(message),
-            decision.reason,
+            reason,
         )
-        self.acknowledger.dead_letter(message, decision.reason)
-        return None
+        self.acknowledger.dead_letter(message, reason)
+
+
+def raw_body(message: Message) -> str | bytes:
+    """The message's body exactly as SQS delivered it (what kombu made of it only when SQS's is unknown).
+
+    An event is judged on the bytes its producer sent: a body that merely looks like one of kombu's own envelopes
+    (``{"properties": ..., "body": ...}``) is no task message and must not be unwrapped into something else.
+    """
+    body = (message.delivery_info.get("sqs_message") or {}).get("Body")
+    if isinstance(body, str):
+        return body
+    return message.body if isinstance(message.body, (str, bytes)) else b""
 
 
 class SQSConsumer(Consumer):  # type: ignore[misc]
@@ -159,11 +224,22 @@ class SQSConsumer(Consumer):  # type: ignore[misc]
             ", ".join(f"{name} -> {sub.handler}" for name, sub in sorted(registry.items())) or "(none subscribed)",
         )
         conf = self.app.conf
+        signing_key = conf.get("eventbus_signing_key")
+        logger.info(
+            "eventbus: task messages on the queue run %s",
+            "when signed with EVENTBUS_SIGNING_KEY"
+            if signing_key is not None
+            else "only as retries of event tasks (no EVENTBUS_SIGNING_KEY: other task messages are dead-lettered)",
+        )
+        self._eventbus_acknowledger = SqsAcknowledger()
         router = EventRouter(
             registry,
-            SqsAcknowledger(),
+            self._eventbus_acknowledger,
             max_bytes=int(conf.get("eventbus_max_message_bytes") or MAX_MESSAGE_BYTES),
             unsubscribed=Fate(conf.get("eventbus_unsubscribed") or Fate.DROP),
+            tasks=self.app.tasks,
+            signing_key=signing_key,
+            withdraw=self._withdraw,
         )
 
         def on_message(message: Message) -> Any:
@@ -192,6 +268,9 @@ class SQSConsumer(Consumer):  # type: ignore[misc]
         if channel is None:
             return
         channel.draining = True  # the event loop stops polling sockets: later calls are sent synchronously
+        acknowledger = getattr(self, "_eventbus_acknowledger", None)
+        if acknowledger is not None:  # dead-letter copies on their way: settle them before anything is released
+            acknowledger.wait_for_copies(timeout=5.0)
         released = self._release_unstarted(channel)
         if released:
             logger.info("eventbus: %s: released %d prefetched message(s) that had not started", why, released)
@@ -229,6 +308,33 @@ class SQSConsumer(Consumer):  # type: ignore[misc]
         if waiting:
             channel.flush()
         return len(waiting)
+
+    def _withdraw(self, message: Message) -> bool:
+        """Undo what Celery registered for ``message`` when its hand-off to the pool raised; False if a pool process
+        has taken it (then the task runs and settles the message itself).
+
+        Celery's strategy reserves the request, takes a slot of the worker's semaphore and creates the pool job
+        before the job is serialized for a pool process; an exception there would leave the slot taken for good (a
+        ``-c 1`` worker would stop) and the request reserved. Pinned by ``tests/unit/test_celery_internals.py``.
+        """
+        task_id = message.headers.get("id") if isinstance(message.headers, dict) else None
+        request = worker_state.requests.get(task_id) if isinstance(task_id, str) else None
+        if request is None or getattr(request, "message", None) is not message:
+            return True
+        cache = getattr(getattr(self.pool, "_pool", None), "_cache", None) or {}
+        for number, job in list(cache.items()):
+            if getattr(job, "correlation_id", None) != task_id:
+                continue
+            if getattr(job, "_write_to", None) is not None or getattr(job, "_worker_pid", None):
+                return False
+            cache.pop(number, None)
+            semaphore = getattr(self.controller, "semaphore", None)
+            if semaphore is not None:
+                semaphore.release()
+        worker_state.requests.pop(task_id, None)
+        worker_state.reserved_requests.discard(request)
+        worker_state.active_requests.discard(request)
+        return True
 
     @staticmethod
     def _is_sqs_request(request: Any) -> bool:

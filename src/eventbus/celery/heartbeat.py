@@ -17,10 +17,22 @@ from dataclasses import dataclass
 class _Held:
     visibility: int
     deadline: float
+    #: When the extension on its way was handed out (``None``: none is on its way).
+    sent_at: float | None = None
+    refusals: int = 0
+
+
+#: Extensions SQS refused in a row (a stale receipt handle: the message is gone) before the message is given up.
+_MAX_REFUSALS = 3
 
 
 class VisibilityHeartbeat:
-    """Deadlines of held messages, keyed by delivery tag (the SQS receipt handle)."""
+    """Deadlines of held messages, keyed by delivery tag (the SQS receipt handle).
+
+    A deadline moves only when SQS confirmed an extension (:meth:`extended`), counted from when the extension was
+    handed out; a failed one (:meth:`extension_failed`) leaves the message due, so the next tick sends it again, and
+    one that never answers is sent again after a quarter of the timeout.
+    """
 
     def __init__(self, margin: float = 0.5, clock: Callable[[], float] = time.monotonic) -> None:
         if not 0 < margin < 1:
@@ -36,9 +48,9 @@ class VisibilityHeartbeat:
     def due(self, live: Iterable[str]) -> list[tuple[str, int]]:
         """The ``(tag, seconds)`` to extend now, among ``live`` (the tags still held); forget the rest.
 
-        A message is due once less than ``margin`` of its visibility timeout remains; it is extended by a whole
-        timeout from now, and its deadline moves accordingly. Tags never seen by :meth:`received` (their timeout is
-        unknown) are not extended.
+        A message is due once less than ``margin`` of its visibility timeout remains and no extension of it is on
+        its way; it is to be extended by a whole timeout. Report the outcome with :meth:`extended` or
+        :meth:`extension_failed`. Tags never seen by :meth:`received` (their timeout is unknown) are not extended.
         """
         now = self._clock()
         alive = set(live)
@@ -47,12 +59,27 @@ class VisibilityHeartbeat:
         extend = []
         for tag in alive:
             held = self._held.get(tag)
-            if held is None:
+            if held is None or held.refusals >= _MAX_REFUSALS:
                 continue
+            if held.sent_at is not None and now - held.sent_at < held.visibility / 4:
+                continue  # on its way
             if held.deadline - now <= held.visibility * self.margin:
-                held.deadline = now + held.visibility
+                held.sent_at = now
                 extend.append((tag, held.visibility))
         return extend
+
+    def extended(self, tag: str) -> None:
+        """SQS confirmed the extension of ``tag``: its new deadline counts from when the extension was sent."""
+        held = self._held.get(tag)
+        if held is not None and held.sent_at is not None:
+            held.deadline, held.sent_at, held.refusals = held.sent_at + held.visibility, None, 0
+
+    def extension_failed(self, tag: str, *, refused: bool = False) -> None:
+        """The extension of ``tag`` failed (the call, or SQS ``refused`` the entry): it is due again at once."""
+        held = self._held.get(tag)
+        if held is not None:
+            held.sent_at = None
+            held.refusals = held.refusals + 1 if refused else 0
 
     def forget(self, tag: str) -> None:
         """Stop tracking ``tag`` (acknowledged, released or left for redelivery)."""

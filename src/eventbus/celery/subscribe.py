@@ -13,7 +13,7 @@ from celery.exceptions import Reject
 
 from eventbus.celery.redaction import REDACTOR, ensure_installed, safe_kwargs_repr, secrets_of_kwargs
 from eventbus.core.envelope import Metadata
-from eventbus.core.idempotency import Claim, DuplicateInProgress, run_once
+from eventbus.core.idempotency import Claim, DuplicateInProgress, LeaseKeeper, dedup_key, dedup_owner, run_once
 from eventbus.core.naming import event_name_from_function_name
 from eventbus.core.payload import EventPayload
 from eventbus.core.registry import Subscription
@@ -22,6 +22,10 @@ from eventbus.core.tracing import handling
 F = TypeVar("F", bound=Callable[..., Any])
 
 logger = logging.getLogger("eventbus.consumer")
+
+#: Renews the claims of this process's running idempotent handlers: one daemon thread per process, started by the
+#: first such handler (in each prefork pool child; once for all threads of a threads pool). ``close()`` stops it.
+LEASE_KEEPER = LeaseKeeper()
 
 
 class EventTask(Task):  # type: ignore[misc]
@@ -116,9 +120,10 @@ def _run_once(task: Task, handle: Callable[[], Any]) -> Any:
     settings = container.settings()
     request = task.request
     event_id = getattr(request, "eventbus_event_id", None) or request.id
-    # the delivery's SQS message id owns the claim: only a redelivery of that same message may take it over
-    owner = str(request.id)
-    key = f"{settings.service}:{task.name}:{event_id}"
+    # one execution owns the claim: a redelivery of the same SQS message is another owner, so it never takes over a
+    # live claim; the claim is renewed while ``handle`` runs and lapses one lease after its holder died
+    owner = dedup_owner(str(request.id))
+    key = dedup_key(settings.service, task.name, str(event_id))
     try:
         state, result = run_once(
             container.deduplication_store(),
@@ -127,12 +132,13 @@ def _run_once(task: Task, handle: Callable[[], Any]) -> Any:
             handle,
             lease=settings.dedup_lease,
             keep_for=settings.dedup_keep_for,
+            keeper=LEASE_KEEPER,
         )
     except DuplicateInProgress:
-        logger.info("eventbus: event %s is being handled by another delivery; message %s left", event_id, owner)
+        logger.info("eventbus: event %s is being handled by another delivery; message %s left", key, request.id)
         raise Reject("duplicate delivery in progress elsewhere", requeue=False) from None
     if state is Claim.DONE:
-        logger.info("eventbus: event %s was handled already; duplicate message %s acknowledged", event_id, owner)
+        logger.info("eventbus: event %s was handled already; duplicate message %s acknowledged", key, request.id)
     return result
 
 

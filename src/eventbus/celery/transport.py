@@ -76,6 +76,7 @@ class Channel(SQS.Channel):
         self._heartbeat_timer: Any = None
         self._heartbeat_interval = 0.0
         self._visibility_cache: dict[str, tuple[int, float]] = {}
+        self._unheld_queues: set[str] = set()
         backoff_max = float(options.get("outage_backoff_max", 5.0))
         self._receive_backoff = Backoff(initial=min(0.5, backoff_max), maximum=backoff_max)
         self._retry_window = float(options.get("ack_retry_window", 60.0))
@@ -123,10 +124,17 @@ class Channel(SQS.Channel):
         messages = response.get("Messages") or []
         if messages and self._heartbeat_enabled:
             visibility = self._visibility_of(queue, q_url)
-            if visibility >= 2:  # shorter timeouts cannot be extended in time
+            if visibility >= 1:
                 for message in messages:
                     self._heartbeat.received(message["ReceiptHandle"], visibility)
                 self._ensure_heartbeat()
+            elif q_url not in self._unheld_queues:
+                self._unheld_queues.add(q_url)
+                logger.error(
+                    "eventbus: queue %s has a visibility timeout of 0 s: a received message is visible to every "
+                    "consumer at once, so handlers may run more than once; give the queue a visibility timeout",
+                    queue,
+                )
         count = self._on_messages_ready(q_url, queue, response)
         if callback is not None:
             callback(count)
@@ -163,13 +171,60 @@ class Channel(SQS.Channel):
             return {}
 
     def _message_to_python(self, message: dict[str, Any], queue_name: str, q_url: str) -> Any:
-        """kombu's conversion; a body it cannot convert is handed on raw, so one message never fails a receive."""
+        """kombu's conversion; a body it cannot convert is handed on raw, so one message never fails a receive.
+
+        The routing key is the queue the message was received from, whatever the body claims (a body can carry its
+        own ``delivery_info``).
+        """
         try:
-            return super()._message_to_python(message, queue_name, q_url)
+            payload = super()._message_to_python(message, queue_name, q_url)
+            payload["properties"]["delivery_info"]["routing_key"] = queue_name
+            return payload
         except Exception:
-            raw = message.get("Body", "")
-            text = raw if isinstance(raw, str) else bytes(raw).decode("utf-8", "replace")
-            return self._envelope_payload({}, text, message, q_url)
+            return self._raw_payload(message, queue_name, q_url)
+
+    def _raw_payload(self, message: dict[str, Any], queue_name: str, q_url: str) -> Any:
+        raw = message.get("Body", "")
+        text = raw if isinstance(raw, str) else bytes(raw).decode("utf-8", "replace")
+        payload = self._envelope_payload({}, text, message, q_url)
+        payload["properties"]["delivery_info"]["routing_key"] = queue_name
+        return payload
+
+    def _on_messages_ready(self, queue: str, qname: str, messages: Any) -> int:
+        """Hand each received message to the consumer on its own: what goes wrong with one stays with that one."""
+        received = messages.get("Messages") or []
+        callback = self.connection._callbacks.get(qname)
+        if not received or callback is None:
+            return int(super()._on_messages_ready(queue, qname, messages))
+        for message in received:
+            self._deliver(message, qname, queue, callback)
+        return len(received)
+
+    def _deliver(self, message: dict[str, Any], qname: str, q_url: str, callback: Callable[[Any], Any]) -> None:
+        tag = message.get("ReceiptHandle")
+        try:
+            callback(self._message_to_python(message, qname, q_url))
+            return
+        except Exception as exc:
+            error: Exception = exc
+        if tag not in self.qos._delivered:
+            # kombu could not make a message of it (an encoding it does not know...): the consumer judges it raw
+            try:
+                callback(self._raw_payload(message, qname, q_url))
+                return
+            except Exception as exc:
+                error = exc
+        # the consumer could not settle it either (it never should): SQS redelivers it, and its redrive policy moves
+        # it to the dead-letter queue after maxReceiveCount receives; the rest of the receive goes on
+        logger.error(
+            "eventbus: message %s from queue %s could not be handed to the consumer (%s); left for redelivery",
+            message.get("MessageId", "?"),
+            qname,
+            type(error).__name__,
+            exc_info=True,
+        )
+        if tag in self.qos._delivered and tag not in self.qos._dirty:
+            self.forget(tag)
 
     def _visibility_of(self, queue: str, q_url: str) -> int:
         """The queue's visibility timeout, read once every few minutes (a blocking call, rarely made)."""
@@ -327,6 +382,7 @@ class Channel(SQS.Channel):
         failed_ids = (
             {str(f.get("Id")) for f in (response or {}).get("Failed", [])} if isinstance(response, dict) else set()
         )
+        self._extensions_answered(batch, failed_ids)
         if failed_ids:
             failed = [e for i, e in enumerate(batch) if str(i) in failed_ids]
             self._retry(buffer, queue_url, failed, "SQS reported the entries as failed")
@@ -337,8 +393,9 @@ class Channel(SQS.Channel):
         now = time.monotonic()
         keep: list[Entry] = []
         lost: list[Entry] = []
+        self._extensions_failed(batch)
         for entry in batch:
-            if entry.visibility:  # a heartbeat: the next beat sends a fresh one
+            if entry.visibility:  # a heartbeat: sent again by the next beat (see _extensions_failed)
                 continue
             entry.attempts += 1
             entry.failing_since = entry.failing_since or now
@@ -381,6 +438,23 @@ class Channel(SQS.Channel):
         if len(buffer):
             self._arm_timer()
 
+    def _extensions_answered(self, batch: list[Entry], refused_ids: set[str]) -> None:
+        """SQS answered a batch: confirmed extensions move their message's deadline, refused ones are due again."""
+        for i, entry in enumerate(batch):
+            if entry.visibility:
+                if str(i) in refused_ids:
+                    self._heartbeat.extension_failed(entry.receipt_handle, refused=True)
+                else:
+                    self._heartbeat.extended(entry.receipt_handle)
+
+    def _extensions_failed(self, batch: list[Entry]) -> None:
+        """A batch call failed: its extensions are due again, and the next beat comes soon (not a whole tick away)."""
+        failed = [entry for entry in batch if entry.visibility]
+        for entry in failed:
+            self._heartbeat.extension_failed(entry.receipt_handle)
+        if failed and self.hub is not None and not self.draining:
+            self.hub.call_later(min(1.0, self._heartbeat_interval or 1.0), self._beat)
+
     def _what(self, buffer: BatchBuffer) -> str:
         return "delete" if buffer is self._deletes else "release"
 
@@ -398,9 +472,11 @@ class Channel(SQS.Channel):
                 ]
                 response = client.change_message_visibility_batch(QueueUrl=queue_url, Entries=entries)
         except Exception as exc:
+            self._extensions_failed(batch)
             self._log_lost(buffer, [e for e in batch if not e.visibility], _reason(exc))
             return
         failed_ids = {str(f.get("Id")) for f in response.get("Failed", [])}
+        self._extensions_answered(batch, failed_ids)
         lost = [e for i, e in enumerate(batch) if str(i) in failed_ids and not e.visibility]
         self._log_lost(buffer, lost, "SQS reported them as failed")
 

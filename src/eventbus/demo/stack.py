@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -84,6 +85,8 @@ class LocalStack:
                 **self.extra_env,
             )
             os.environ.setdefault("EVENTBUS_SERVICE", "demo")
+            # task messages (.delay(), retries) run from the queue only when signed by the service: one key for both
+            os.environ.setdefault("EVENTBUS_SIGNING_KEY", secrets.token_hex(16))
             print(f"== starting: celery -A {self.app_module} worker -Q {QUEUE} -c 2", flush=True)
             self.worker = subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", self.app_module, "worker", "-Q", QUEUE, "-c", "2", "-l", "info"],

@@ -3,16 +3,17 @@ supports, inside or outside the caller's transaction.
 
 Every write is a single conditional statement, or an INSERT in its own savepoint, so concurrent claims from other
 processes settle in the database: at most one UPDATE or INSERT wins, the others see its row. Times come from the
-local clock (epoch seconds), so the hosts sharing a database need synchronised clocks.
+local clock (epoch seconds), so the hosts sharing a database need clocks synchronised to well within the lease.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.db.models import Q
 
 from eventbus.adapters.django_orm.models import DedupRecord
@@ -35,7 +36,21 @@ class DjangoDeduplicationStore(DeduplicationStore):
         try:
             return work()
         except DatabaseError as exc:
+            self._drop_if_broken()
             raise DeduplicationError(f"{operation} of {key!r} failed: {type(exc).__name__}") from exc
+
+    def _drop_if_broken(self) -> None:
+        """Close this thread's connection if it is unusable, so the next call reconnects.
+
+        Django does that at the start and end of a request, and Celery around each task; a thread of neither (the
+        lease keeper's, renewing claims) would otherwise keep failing on a connection the server closed. Inside the
+        caller's transaction the connection is the caller's business.
+        """
+        connection = connections[self.using]
+        if connection.in_atomic_block:
+            return
+        with contextlib.suppress(DatabaseError):  # closing a dead connection may fail too; it is dropped anyway
+            connection.close_if_unusable_or_obsolete()
 
     def _insert(self, key: str, owner: str, state: Claim, expires_at: float) -> bool:
         """Insert the row; False if it exists already. The savepoint keeps an outer transaction usable."""
@@ -91,15 +106,16 @@ class DjangoDeduplicationStore(DeduplicationStore):
 
     def release(self, key: str, owner: str) -> None:
         """See :meth:`DeduplicationStore.release`."""
-        try:
-            DedupRecord.objects.using(self.using).filter(key=key, owner=owner, state=Claim.IN_PROGRESS.value).delete()
-        except DatabaseError as exc:
-            raise DeduplicationError(f"release of {key!r} failed: {type(exc).__name__}") from exc
+        records = DedupRecord.objects.using(self.using)
+        self._guard(
+            "release", key, lambda: records.filter(key=key, owner=owner, state=Claim.IN_PROGRESS.value).delete()
+        )
 
     def purge_expired(self) -> int:
         """See :meth:`DeduplicationStore.purge_expired`."""
         try:
             deleted, _ = DedupRecord.objects.using(self.using).filter(expires_at__lt=time.time()).delete()
         except DatabaseError as exc:
+            self._drop_if_broken()
             raise DeduplicationError(f"purge_expired failed: {type(exc).__name__}") from exc
         return deleted

@@ -3,8 +3,8 @@
 Each call runs in its own short transaction, independent of any repository unit of work, so a claim is visible to
 other workers at once and survives a rollback of the handler's work. Every write is a single conditional statement,
 or an INSERT in a savepoint, so concurrent claims settle in the database: at most one UPDATE or INSERT wins, the
-others read its row. Times come from the local clock (epoch seconds), so the hosts sharing a database need
-synchronised clocks.
+others read its row. Times come from the local clock (epoch seconds), so the hosts sharing a database need clocks
+synchronised to well within the lease.
 """
 
 from __future__ import annotations
