@@ -1,9 +1,8 @@
 """A prefork pool whose hand-off fails for marked jobs, as pickling a too-deep job once did (issue 9, item 1).
 
 ``celery -A ... worker -P custom`` with ``CELERY_CUSTOM_WORKER_POOL=tests.integration.failing_pool:TaskPool``: a
-job whose arguments contain
-:data:`EXPLODE` raises ``RecursionError`` where the real pool serializes it for a pool process, after Celery reserved
-the request, took a slot of the worker's semaphore and created the pool job.
+job whose arguments contain :data:`EXPLODE` raises ``RecursionError`` where the real pool serializes it for a pool
+process, after Celery reserved the request, took a slot of the worker's semaphore and created the pool job.
 """
 
 from __future__ import annotations
