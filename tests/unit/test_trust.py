@@ -77,41 +77,41 @@ def test_a_message_signed_by_the_service_runs(app: Celery) -> None:
 def test_a_signed_message_with_its_body_or_eta_changed_is_refused(app: Celery) -> None:
     message = sent_by(app, KEY, "plain", args=(1,))
     tampered = received(message.headers, [[2], {}, EMBED])
-    with pytest.raises(RefusedTask, match="^unauthenticated-task"):
+    with pytest.raises(RefusedTask, match=r"^unauthenticated-task"):
         check_task_message(tampered, app.tasks, KEY)
     later = received({**message.headers, "eta": "2030-01-01T00:00:00+00:00"}, json.loads(message.body))
-    with pytest.raises(RefusedTask, match="^unauthenticated-task"):
+    with pytest.raises(RefusedTask, match=r"^unauthenticated-task"):
         check_task_message(later, app.tasks, KEY)
 
 
 def test_a_message_signed_with_another_key_or_unsigned_is_refused(app: Celery) -> None:
     message = sent_by(app, SecretStr("someone else"), "plain", args=(1,))
-    with pytest.raises(RefusedTask, match="^unauthenticated-task"):
+    with pytest.raises(RefusedTask, match=r"^unauthenticated-task"):
         check_task_message(message, app.tasks, KEY)
     unsigned = received(headers_for("plain"), [[1], {}, EMBED])
-    with pytest.raises(RefusedTask, match="^unauthenticated-task"):
+    with pytest.raises(RefusedTask, match=r"^unauthenticated-task"):
         check_task_message(unsigned, app.tasks, KEY)
 
 
 def test_celery_built_ins_need_a_signature_too(app: Celery) -> None:
     forged = received(headers_for("celery.backend_cleanup"), [[], {}, EMBED])
     for key in (KEY, None):
-        with pytest.raises(RefusedTask, match="^unauthenticated-task"):
+        with pytest.raises(RefusedTask, match=r"^unauthenticated-task"):
             check_task_message(forged, app.tasks, key)
 
 
 def test_without_a_key_only_event_task_retries_that_pass_as_events_run(app: Celery) -> None:
     good = {"metadata": {"eventName": "orderPlaced"}, "payload": {"order_id": 7}}
     check_task_message(received(headers_for("order"), [[], good, EMBED]), app.tasks, None)
-    with pytest.raises(RefusedTask, match="^unauthenticated-task: task 'plain'.*EVENTBUS_SIGNING_KEY"):
+    with pytest.raises(RefusedTask, match=r"^unauthenticated-task: task 'plain'.*EVENTBUS_SIGNING_KEY"):
         check_task_message(received(headers_for("plain"), [[1], {}, EMBED]), app.tasks, None)
     bad_payload = {"metadata": {"eventName": "orderPlaced"}, "payload": {"order_id": "seven"}}
-    with pytest.raises(RefusedTask, match="^invalid-payload"):
+    with pytest.raises(RefusedTask, match=r"^invalid-payload"):
         check_task_message(received(headers_for("order"), [[], bad_payload, EMBED]), app.tasks, None)
     for kwargs in ({"metadata": {"eventName": "x"}, "payload": "text"}, {**good, "extra": 1}, {"payload": {}}):
         with pytest.raises(RefusedTask):
             check_task_message(received(headers_for("order"), [[], kwargs, EMBED]), app.tasks, None)
-    with pytest.raises(RefusedTask, match="^invalid-task-message"):
+    with pytest.raises(RefusedTask, match=r"^invalid-task-message"):
         check_task_message(received(headers_for("order"), [[1], good, EMBED]), app.tasks, None)
 
 
@@ -158,7 +158,7 @@ def test_bodies_that_are_not_args_kwargs_embed_are_refused(app: Celery, body: An
             body=b"not json", headers=headers_for("plain"), content_type="application/json", content_encoding="utf-8"
         )
         message.accept = prepare_accept_content(["json"])
-    with pytest.raises(RefusedTask, match="^invalid-task-message: body"):
+    with pytest.raises(RefusedTask, match=r"^invalid-task-message: body"):
         check_task_message(message, app.tasks, KEY)
 
 
@@ -166,7 +166,7 @@ def test_only_json_is_decoded(app: Celery) -> None:
     pickled = base64.b64encode(b"\x80\x04K\x01.").decode()
     message = received(headers_for("plain"), pickled, content_type="application/x-python-serialize")
     with pytest.raises(
-        RefusedTask, match="^invalid-task-message: content type .application/x-python-serialize. is not JSON"
+        RefusedTask, match=r"^invalid-task-message: content type .application/x-python-serialize. is not JSON"
     ):
         check_task_message(message, app.tasks, KEY)
 

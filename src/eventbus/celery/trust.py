@@ -180,7 +180,7 @@ def _check_dates(headers: Mapping[str, Any]) -> None:
 
 def _decode(message: Message) -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
     if message.content_type != "application/json":  # whatever the consumer's accept list says
-        raise RefusedTask(f"invalid-task-message: content type {ascii(str(message.content_type)[:60])} is not JSON")
+        raise RefusedTask(f"invalid-task-message: content type {str(message.content_type)[:60]!a} is not JSON")
     try:
         payload = message.decode()  # type: ignore[no-untyped-call]
     except Exception as exc:  # ContentDisallowed, DecodeError (bad JSON, too deep for the parser), bad encodings
