@@ -168,3 +168,28 @@ def test_a_countdown_far_past_the_visibility_timeout_runs_once_after_its_eta_acr
     )
     assert len(runs) == 1
     assert runs[0]["at"] >= sent_at + countdown - 0.5, "not before its ETA"
+
+
+def test_an_event_that_failed_after_its_retries_is_not_deleted_from_a_queue_without_redrive(
+    sqs: Any, sns_sqs_endpoint: str, tmp_path: Path
+) -> None:
+    """Before: the reject path was installed on first deliveries only, so the retry message's final failure deleted
+    it (kombu deletes a rejected message when its queue has no redrive policy)."""
+    from tests.support import Topology
+
+    name = f"noredrive-{uuid.uuid4().hex[:8]}"
+    url = sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": "2"})["QueueUrl"]
+    worker = start_worker("tests.integration.worker_app", Topology("", name, url, ""), sns_sqs_endpoint, tmp_path)
+    marker = uuid.uuid4().hex
+    try:
+        body = {"metadata": {"eventName": "retriesThenFails"}, "payload": {"marker": marker}}
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(body))
+
+        def final_attempts() -> int:
+            return len([r for r in worker.records("retriesThenFails") if r["marker"] == marker and r["retries"] == 1])
+
+        wait_until(final_attempts, timeout=20)
+        # the failed retry message is left for redelivery: it comes back after its visibility timeout
+        wait_until(lambda: final_attempts() >= 2, timeout=15)
+    finally:
+        worker.stop()

@@ -117,6 +117,13 @@ def sleepy(task: Any, payload: dict[str, Any], metadata: Metadata) -> None:
     record("sleepyDone", marker=payload.get("marker"), at=time.time())
 
 
+@subscribe(autoretry_for=(RuntimeError,), max_retries=1, default_retry_delay=0)
+def retries_then_fails(task: Any, payload: dict[str, Any], metadata: Metadata) -> None:
+    """Fails, is retried once (a new task message), and fails again for good."""
+    record("retriesThenFails", marker=payload.get("marker"), retries=task.request.retries)
+    raise RuntimeError("fails every time")
+
+
 @app.task
 def later(marker: str) -> None:
     """A task sent with a countdown: records when it ran."""
