@@ -25,6 +25,8 @@ PROMISES = {
     6: "Poison and hostile input",
     7: "Secrets",
     8: "SQS outage",
+    9: "Trust boundary",
+    10: "Countdown and ETA tasks",
 }
 
 

@@ -132,7 +132,19 @@ def test_each_bad_message_gets_its_own_fate_and_good_events_keep_flowing(
         dead_lettered_without_reason=sum(1 for r in reasons if not r),
         worker_alive=alive,
     )
+    forged = [r for r in reasons if r.startswith(("unauthenticated-task", "unregistered-task"))]
+    record_figures(
+        9,
+        "forged task messages on the queue: a Celery built-in, an unsigned event task, an unregistered task",
+        sent=3,
+        handled=0,
+        duplicates=0,
+        lost=0,
+        dead_lettered_with_reason=len(forged),
+        ran=0,
+    )
     assert alive
+    assert len(forged) == 3
     assert len(dead()) == expected_dead, "each bad message dead-lettered once"
     assert all(reasons), f"every dead-lettered message says why: {reasons}"
     assert sum(r.startswith("too-deep") for r in reasons) == len(deep_levels)
@@ -176,6 +188,15 @@ def test_a_failed_hand_off_to_the_pool_settles_that_message_and_frees_its_slot(
     finally:
         worker.stop()
     reasons = {m["MessageAttributes"]["eventbus-reason"]["StringValue"] for m in dead()}
+    record_figures(
+        6,
+        "hand-off to the pool fails for 3 of 13 events on a one-process worker",
+        sent=3 + good,
+        handled=len(handled()),
+        duplicates=0,
+        lost=3 + good - len(handled()) - len(dead()),
+        dead_lettered=len(dead()),
+    )
     assert len(dead()) == 3
     assert reasons == {"handoff-failed: RecursionError"}
     assert log.count("failed on its way to a task (RecursionError); dead-lettering it") == 3
