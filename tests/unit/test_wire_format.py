@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Annotated, Literal
 
 import pytest
+from pydantic import Field, field_validator
 
 from eventbus.core.envelope import Envelope, Metadata, decode_message_body
 from eventbus.core.errors import EnvelopeError, EnvelopeRejection
+from eventbus.core.registry import Subscription
+from eventbus.payload import EventPayload
 from tests.seed import SEED_DO_GOOD, SEED_DO_NICE, SEED_MESSAGES
 
 SECRET = "Bearer s3cr3t-token-value"
@@ -134,3 +138,77 @@ def test_nesting_deeper_than_the_limit_is_refused_with_its_own_reason() -> None:
     with pytest.raises(EnvelopeError) as refused:
         decode_message_body(body(MAX_NESTING_DEPTH - 1))
     assert refused.value.reason is EnvelopeRejection.TOO_DEEP
+
+
+@pytest.mark.parametrize("key", ["Authorization", "AUTHORIZATION", "authoriZation"])
+def test_authorization_spelled_in_any_case_round_trips_but_never_prints(key: str) -> None:
+    body = json.loads(SEED_DO_GOOD)
+    body["metadata"][key] = SECRET
+    envelope = decode_message_body(json.dumps(body))
+    assert envelope.metadata.to_wire()[key] == SECRET
+    assert json.loads(envelope.to_json())["metadata"][key] == SECRET
+    texts = (repr(envelope), str(envelope), repr(envelope.metadata), str(envelope.metadata))
+    for text in (*texts, repr(envelope.metadata.to_log())):
+        assert "s3cr3t-token-value" not in text
+    assert envelope.metadata.to_log()[key] == "***"
+    assert "tenant" in repr(Metadata.model_validate({"eventName": "x", "tenant": "acme"})), "other extras still show"
+
+
+PERSONAL_VALUE = "jane.doe@example.com"
+
+
+class Card(EventPayload):
+    kind: Literal["card"]
+    last4: str
+
+
+class Transfer(EventPayload):
+    kind: Literal["transfer"]
+    iban: str
+
+
+class OrderPlacedPayload(EventPayload):
+    order_id: int = 0
+    scores: dict[str, int] = {}
+    method: Annotated[Card | Transfer, Field(discriminator="kind")] | None = None
+    note: str = ""
+    lines: list[Card] = []
+
+    @field_validator("note")
+    @classmethod
+    def _checked(cls, value: str) -> str:
+        raise ValueError(f"bad {value}")
+
+
+def invalid_payload_reason(payload: dict[str, object]) -> str:
+    envelope = Envelope(metadata=Metadata(event_name="orderPlaced"), payload=payload)
+    with pytest.raises(EnvelopeError) as caught:
+        Subscription("orderPlaced", "h", OrderPlacedPayload).validate_payload(envelope)
+    assert caught.value.reason is EnvelopeRejection.INVALID_PAYLOAD
+    return str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        ({"order_id": PERSONAL_VALUE}, "invalid-payload: payload.order_id: int_parsing"),
+        ({"scores": {PERSONAL_VALUE: "x"}}, "invalid-payload: payload.scores.*: int_parsing"),
+        ({"method": {"kind": PERSONAL_VALUE}}, "invalid-payload: payload.method: union_tag_invalid"),
+        ({"method": {"kind": "transfer", "iban": 7}}, "invalid-payload: payload.method.*.iban: string_type"),
+        ({"note": PERSONAL_VALUE}, "invalid-payload: payload.note: value_error"),
+        ({"lines": [{"kind": "card", "last4": 1234}]}, "invalid-payload: payload.lines.0.last4: string_type"),
+    ],
+)
+def test_invalid_payload_reasons_carry_declared_field_names_and_error_types_only(
+    payload: dict[str, object], expected: str
+) -> None:
+    reason = invalid_payload_reason(payload)
+    assert reason == expected
+    assert PERSONAL_VALUE not in reason
+
+
+def test_invalid_metadata_reasons_carry_declared_field_names_and_error_types_only() -> None:
+    body = json.dumps({"metadata": {"eventName": "x", "publishDate": PERSONAL_VALUE}, "payload": {}})
+    with pytest.raises(EnvelopeError) as caught:
+        decode_message_body(body)
+    assert str(caught.value) == "invalid-metadata: metadata.publishDate: datetime_from_date_parsing"

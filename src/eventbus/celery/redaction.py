@@ -1,7 +1,9 @@
 """Secrets out of a worker's logs and task events.
 
 * :data:`REDACTOR` holds the sensitive values of the events this process is handling (the consumer while it routes
-  and dispatches a message, the pool process while the handler runs) and of a few recent ones.
+  and dispatches a message, the pool process while the handler runs) and of recent ones (the last 32 messages', at
+  most :data:`~eventbus.core.redaction.RECENT_VALUES` values). Redacting a log line costs time proportional to its
+  length, however many values are held (see :mod:`eventbus.core.redaction`).
 * :func:`install` wraps the logging record factory, so every log record of the process (Celery's, kombu's, the
   handler's own, ``print`` redirected by Celery) has those values replaced by ``***`` in its message and in its
   traceback. It also caps ``botocore``/``boto3`` at INFO: at DEBUG they dump whole SQS responses, message bodies
@@ -21,7 +23,7 @@ from typing import Any
 from celery.worker.request import Request
 
 from eventbus.core.envelope import Metadata
-from eventbus.core.redaction import Redactor, redact, sensitive_values
+from eventbus.core.redaction import Redactor, SecretIndex, redact, sensitive_values
 
 #: The process-wide redactor.
 REDACTOR = Redactor()
@@ -98,11 +100,16 @@ def safe_kwargs_repr(kwargs: Any, limit: int = 1024) -> str:
 class EventRequest(Request):  # type: ignore[misc]
     """Celery's request, with the task events it sends redacted."""
 
+    #: The secrets of this request's message, indexed once for all its events (built on the first one).
+    _eventbus_secrets: SecretIndex | None = None
+
     def send_event(self, type: str, **fields: Any) -> None:
         """Send a task event without the message's secrets in any text field."""
         eventer = self._eventer
         if eventer is not None and eventer.enabled and self.task.send_events:
-            values = secrets_of_kwargs(self.kwargs)
-            if values:
-                fields = {key: redact(v, values) if isinstance(v, str) else v for key, v in fields.items()}
+            secrets = self._eventbus_secrets
+            if secrets is None:
+                secrets = self._eventbus_secrets = SecretIndex(secrets_of_kwargs(self.kwargs))
+            if secrets:
+                fields = {key: secrets.redact(v) if isinstance(v, str) else v for key, v in fields.items()}
         super().send_event(type, **fields)

@@ -8,7 +8,9 @@ zone-less ISO timestamp in UTC, as the producers we interoperate with write it).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Final
 
 from pydantic import (
@@ -35,17 +37,26 @@ MAX_NESTING_DEPTH: Final = 100
 
 REDACTED: Final = "***"
 
+#: What a location element of a validation error that is not a declared field name shows as (a dict key, a tag).
+UNDECLARED: Final = "*"
+
 
 def utc_now() -> datetime:
     """The current time, timezone-aware, in UTC."""
     return datetime.now(UTC)
 
 
+def is_authorization_key(key: object) -> bool:
+    """True for a metadata key naming the authorization header, in any case (``Authorization``, ``AUTHORIZATION``)."""
+    return isinstance(key, str) and key.casefold() == "authorization"
+
+
 class Metadata(BaseModel):
     """Event metadata. Attributes are snake_case; the wire keys are camelCase.
 
     ``authorization`` is a :class:`~pydantic.SecretStr`: it is sent on the wire unchanged
-    but shows as ``**********`` in ``repr`` and logs.
+    but shows as ``**********`` in ``repr`` and logs. A producer that spells the key in another
+    case (``Authorization``) gets it kept as an extra key: sent unchanged too, and hidden the same way.
     """
 
     model_config = ConfigDict(
@@ -96,11 +107,18 @@ class Metadata(BaseModel):
         return self.model_dump(mode="json", by_alias=True)
 
     def to_log(self) -> dict[str, Any]:
-        """The metadata as it may appear in logs: ``authorization`` replaced when set."""
-        data = self.to_wire()
-        if data.get("authorization"):
-            data["authorization"] = REDACTED
-        return data
+        """The metadata as it may appear in logs: ``authorization`` (in any case) replaced when set."""
+        return {
+            key: REDACTED if value and is_authorization_key(key) else value for key, value in self.to_wire().items()
+        }
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # repr and str of the model show extra keys as they are; an extra "Authorization" must not show
+        for key, value in super().__repr_args__():
+            yield (
+                key,
+                SecretStr(str(value)) if is_authorization_key(key) and not isinstance(value, SecretStr) else value,
+            )
 
 
 class Envelope(BaseModel):
@@ -136,13 +154,60 @@ class Envelope(BaseModel):
     __str__ = __repr__
 
 
-def describe_validation_error(error: ValidationError, prefix: str) -> str:
-    """A validation error as 'field: problem' pairs, without the offending input values."""
+def describe_validation_error(error: ValidationError, prefix: str, model: type[BaseModel] | None = None) -> str:
+    """A validation error as 'location: error type' pairs that carry nothing of the input.
+
+    A location keeps the field names (and aliases) declared by ``model`` and the models, typed dicts and dataclasses
+    it nests, and list indices; any other element (a dict key, a union tag, a key a model does not declare) shows
+    as ``*``. Without ``model`` the location is pydantic's as it is: only for input the application built itself.
+    The problem is pydantic's error type (``int_parsing``, ``missing``, ``value_error``), never its message, which
+    may quote the input (a validator's ``ValueError(f"bad {value}")``, an unknown union tag).
+    """
+    declared = _declared_names(model) if model is not None else None
     parts = []
     for item in error.errors(include_input=False, include_url=False, include_context=False)[:5]:
-        location = ".".join(str(p) for p in (prefix, *item["loc"]) if p != "")
-        parts.append(f"{location}: {item['msg']}")
+        elements = (_location_element(p, declared) for p in item["loc"])
+        location = ".".join(p for p in (prefix, *elements) if p != "")
+        parts.append(f"{location}: {item['type']}")
     return "; ".join(parts)
+
+
+def _location_element(element: int | str, declared: frozenset[str] | None) -> str:
+    if isinstance(element, int) or declared is None or element in declared:
+        return str(element)
+    return UNDECLARED
+
+
+@lru_cache(maxsize=256)
+def _declared_names(model: type[BaseModel]) -> frozenset[str]:
+    """Every field name and alias pydantic validates ``model`` with, nested ones included (from its core schema)."""
+    names: set[str] = set()
+    stack: list[object] = [model.__pydantic_core_schema__]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (list, tuple)):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        kind = node.get("type")
+        if kind in ("model-fields", "typed-dict"):
+            names.update(node["fields"])
+        elif kind == "dataclass-args":
+            names.update(field["name"] for field in node["fields"])
+        # an alias is a name, a path [name, index, ...] or choices [[name, ...], ...]
+        names.update(alias for alias in _flatten(node.get("validation_alias")) if isinstance(alias, str))
+        # defaults and metadata hold values and functions, not schemas
+        stack.extend(value for key, value in node.items() if key not in ("default", "metadata", "serialization"))
+    return frozenset(names)
+
+
+def _flatten(value: object) -> Iterator[object]:
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _flatten(item)
+    else:
+        yield value
 
 
 def nesting_depth_exceeds(value: object, limit: int = MAX_NESTING_DEPTH) -> bool:
@@ -182,7 +247,9 @@ def envelope_from_mapping(data: object) -> Envelope:
     try:
         parsed = Metadata.model_validate(metadata)
     except ValidationError as exc:
-        raise EnvelopeError(EnvelopeRejection.INVALID_METADATA, describe_validation_error(exc, "metadata")) from None
+        raise EnvelopeError(
+            EnvelopeRejection.INVALID_METADATA, describe_validation_error(exc, "metadata", Metadata)
+        ) from None
     return Envelope.model_construct(metadata=parsed, payload=data["payload"])
 
 

@@ -31,7 +31,9 @@ class Subscription:
         try:
             return self.payload_cls.model_validate(envelope.payload)
         except ValidationError as exc:
-            raise EnvelopeError(EnvelopeRejection.INVALID_PAYLOAD, describe_validation_error(exc, "payload")) from None
+            raise EnvelopeError(
+                EnvelopeRejection.INVALID_PAYLOAD, describe_validation_error(exc, "payload", self.payload_cls)
+            ) from None
 
 
 class SubscriptionRegistry(Mapping[str, Subscription]):
