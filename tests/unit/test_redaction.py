@@ -142,7 +142,7 @@ PERSONAL = {"containsPersonalData": True}
 def both_ways(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Few held spellings are searched for one by one, many found by one scan of the text: test both."""
     if request.param == "scan":
-        monkeypatch.setattr("eventbus.core.redaction._DIRECT_SEARCH_LIMIT", 0)
+        monkeypatch.setattr("eventbus.core.secret_search._DIRECT_SEARCH_LIMIT", 0)
 
 
 def logged_line(redactor: Redactor, template: str, *args: object) -> str:

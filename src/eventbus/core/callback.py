@@ -91,7 +91,7 @@ class EntityCallbacks:
         try:
             payload = self.spec.payload_cls.model_validate(source, from_attributes=True)
         except ValidationError as exc:
-            detail = describe_validation_error(exc, "")
+            detail = describe_validation_error(exc, "", self.spec.payload_cls)
             raise CallbackPayloadError(f"{self.spec.payload_cls.__name__} cannot be built: {detail}") from None
         entity_id = self.repository.identity(source) if source is not None else self._lookup_id()
         return self.publisher.envelope(payload, entity_id=entity_id)
