@@ -18,9 +18,8 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 
-def _boto_client(service: str, settings: EventBusSettings) -> Any:
+def _boto_client(service: str, settings: EventBusSettings, config: Any) -> Any:
     import boto3
-    from botocore.config import Config
 
     key, secret = settings.secret_pair()
     return boto3.session.Session().client(
@@ -29,19 +28,28 @@ def _boto_client(service: str, settings: EventBusSettings) -> Any:
         endpoint_url=settings.sns_endpoint() if service == "sns" else settings.endpoint_url,
         aws_access_key_id=key,
         aws_secret_access_key=secret,
-        config=Config(retries={"mode": "standard", "max_attempts": 3}),
+        config=config,
     )
 
 
 def sns_client(settings: EventBusSettings) -> SNSClient:
-    """A boto3 SNS client for these settings."""
-    client: SNSClient = _boto_client("sns", settings)
+    """A boto3 SNS client for these settings; its timeouts and attempts bound how long a call can take."""
+    from botocore.config import Config
+
+    config = Config(
+        connect_timeout=settings.sns_connect_timeout,
+        read_timeout=settings.sns_read_timeout,
+        retries={"mode": "standard", "total_max_attempts": settings.sns_max_attempts},
+    )
+    client: SNSClient = _boto_client("sns", settings, config)
     return client
 
 
 def sqs_client(settings: EventBusSettings) -> SQSClient:
     """A boto3 SQS client for these settings."""
-    client: SQSClient = _boto_client("sqs", settings)
+    from botocore.config import Config
+
+    client: SQSClient = _boto_client("sqs", settings, Config(retries={"mode": "standard", "max_attempts": 3}))
     return client
 
 
@@ -82,6 +90,30 @@ def _sns_publisher(settings: EventBusSettings) -> Any:
     from eventbus.adapters.sns import SnsPublisher
 
     return SnsPublisher(sns_client(settings), topic_arn=settings.topic_arn, topic_name=settings.topic)
+
+
+def _sns_longest_publish(settings: EventBusSettings) -> float:
+    from eventbus.adapters.sns import longest_publish_batch
+
+    return longest_publish_batch(
+        settings.outbox_batch_size,
+        connect_timeout=settings.sns_connect_timeout,
+        read_timeout=settings.sns_read_timeout,
+        attempts=settings.sns_max_attempts,
+        topic_lookup=settings.topic_arn is None,
+    )
+
+
+def _outbox_relay(store: Any, transport: Any, longest_publish: float, settings: EventBusSettings) -> OutboxRelay:
+    # One claim covers one pass (outbox_batch_size rows, one publish_batch); its lease must outlast the slowest pass,
+    # or another relay claims and sends the same rows again. The relay derives the lease, or refuses a shorter one.
+    return OutboxRelay(
+        store,
+        transport,
+        batch_size=settings.outbox_batch_size,
+        lease=settings.outbox_claim_lease,
+        longest_publish=longest_publish,
+    )
 
 
 def _redis_dedup(settings: EventBusSettings) -> Any:
@@ -176,7 +208,15 @@ class Container(containers.DeclarativeContainer):
         sqlalchemy=providers.Singleton(_sqlalchemy_outbox, sqlalchemy_sessions, sqlalchemy_repository),
         memory=providers.Singleton(_memory_outbox, memory_repository),
     )
-    outbox_relay = providers.Singleton(OutboxRelay, store=outbox_store, transport=transport_publisher)
+    #: The longest one ``publish_batch`` of an outbox relay pass can take through the transport (seconds).
+    transport_longest_publish = providers.Selector(
+        providers.Callable(lambda s: s.publisher, settings),
+        sns=providers.Callable(_sns_longest_publish, settings),
+        memory=providers.Object(0.0),
+    )
+    outbox_relay = providers.Singleton(
+        _outbox_relay, outbox_store, transport_publisher, transport_longest_publish, settings
+    )
 
     #: What ``event_publisher`` sends through: the transport, or the outbox when ``EVENTBUS_OUTBOX`` is set.
     publisher = providers.Selector(

@@ -6,7 +6,7 @@ import os
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from eventbus.core.envelope import MAX_MESSAGE_BYTES
@@ -27,6 +27,12 @@ class EventBusSettings(BaseSettings):
     #: SNS endpoint when it differs from ``endpoint_url`` (a VPC endpoint, a proxy); defaults to ``endpoint_url``.
     sns_endpoint_url: str | None = None
     region: str = "eu-west-2"
+    #: How long the SNS client waits for a connection, seconds (botocore's default, 60, outlasts an outbox claim).
+    sns_connect_timeout: float = Field(default=2.0, gt=0)
+    #: How long the SNS client waits for each read of a response, seconds (botocore's default: 60).
+    sns_read_timeout: float = Field(default=5.0, gt=0)
+    #: Attempts per SNS call, the first included (botocore's standard retry mode).
+    sns_max_attempts: int = Field(default=3, ge=1)
     #: Credentials; ``None`` uses boto3's usual chain (env, profile, role). The emulator accepts any.
     access_key_id: SecretStr | None = None
     secret_access_key: SecretStr | None = None
@@ -83,6 +89,12 @@ class EventBusSettings(BaseSettings):
     outbox: Literal["off", "django", "sqlalchemy", "memory"] = "off"
     #: Pause between relay passes while idle, seconds (retries back off up to 10 s while the transport fails).
     outbox_relay_interval: float = 1.0
+    #: Outbox rows one relay pass claims and sends together.
+    outbox_batch_size: int = Field(default=10, ge=1)
+    #: How long a relay's claim on outbox rows holds, seconds (rows of a relay that died are sent again after it).
+    #: Unset: the longest a pass can take with the SNS timeouts and attempts, plus a margin, and at least 60; a set
+    #: value shorter than that is refused when the relay is built.
+    outbox_claim_lease: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _defaults(self) -> EventBusSettings:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from eventbus.adapters.memory import InMemoryPublisher
 from eventbus.adapters.memory_outbox import InMemoryOutboxStore
 from eventbus.adapters.memory_repository import InMemoryEntityRepository
 from eventbus.core.envelope import Envelope, decode_message_body
+from eventbus.core.errors import EnvelopeError, EnvelopeRejection, PublishError
 from eventbus.core.outbox import OutboxError, OutboxPublisher, OutboxRelay, OutboxStore
 from eventbus.core.payload import EventPayload
 from eventbus.core.ports import EntityRepository
@@ -41,6 +42,23 @@ _ENVELOPES = EventPublisher(InMemoryPublisher(), "svc")
 def envelope(n: int) -> Envelope:
     """A real envelope (trace, publish date, personal-data flag) with non-ASCII text, so bodies must round-trip."""
     return _ENVELOPES.envelope(ItemStoredPayload(name=f"item «{n}» ✓", n=n), entity_id=n, authorization="Bearer x")
+
+
+class RefusingPublisher(InMemoryPublisher):
+    """Refuses the events of ``entity_ids`` for what they are (as SNS refuses an event over its size limit)."""
+
+    def __init__(self, entity_ids: set[str]) -> None:
+        super().__init__()
+        self.entity_ids = entity_ids
+
+    def publish_batch(self, envelopes: Sequence[Envelope]) -> list[str]:
+        refused = [str(n) for n, sent in enumerate(envelopes) if sent.metadata.entity_id in self.entity_ids]
+        ids = [self.publish(sent) for sent in envelopes if sent.metadata.entity_id not in self.entity_ids]
+        if refused:
+            raise PublishError("refused", failed_ids=tuple(refused)) from EnvelopeError(
+                EnvelopeRejection.OVERSIZED, "too large"
+            )
+        return ids
 
 
 class OutboxStoreContract:
@@ -269,6 +287,19 @@ class OutboxStoreContract:
         assert self.store.pending() == 0
         assert relay.drain().sent == 0
         assert len(working.published) == 3
+
+    def test_an_event_the_transport_refuses_stays_in_the_outbox_set_aside_the_others_leave(self) -> None:
+        transport = RefusingPublisher({"1"})
+        # a refused row waits 30 x max_backoff before it is tried again
+        relay = OutboxRelay(self.store, transport, max_backoff=0.01)
+        ids = self.store.add([envelope(n) for n in range(3)])
+        report = relay.relay()
+        assert (report.sent, report.failed, report.error) == (2, 1, "")
+        assert [sent.metadata.entity_id for sent in transport.published] == ["0", "2"]
+        assert self.store.pending() == 1
+        assert self.store.claim(10, 60).items == []
+        time.sleep(0.35)
+        assert [(item.id, item.attempts) for item in self.store.claim(10, 60).items] == [(ids[1], 1)]
 
 
 # ------------------------------------------------------------------ in-memory

@@ -17,10 +17,13 @@ from eventbus.core.ports import Publisher
 from tests.seed import SEED_DO_GOOD
 
 
-def envelope(n: int) -> Envelope:
+def envelope(n: int, padding: int = 0) -> Envelope:
+    """The seed's ``doGood`` event for ``entity-{n}``, its payload padded with ``padding`` characters."""
     body = json.loads(SEED_DO_GOOD)
     body["metadata"]["entityId"] = f"entity-{n}"
-    return decode_message_body(json.dumps(body))
+    if padding:
+        body["payload"]["padding"] = "p" * padding
+    return decode_message_body(json.dumps(body), max_bytes=2 * len(json.dumps(body)))
 
 
 class PublisherContract:
@@ -52,6 +55,15 @@ class PublisherContract:
         assert len(set(ids)) == 25
         bodies = self.arrived(25)
         assert sorted(json.loads(b)["metadata"]["entityId"] for b in bodies) == sorted(f"entity-{n}" for n in range(25))
+
+    def test_a_batch_of_more_than_256_kib_in_all_is_delivered(self) -> None:
+        # ten events of 30 KiB: each is fine alone, together they exceed what one SNS PublishBatch call may carry
+        envelopes = [envelope(n, padding=30 * 1024) for n in range(10)]
+        ids = self.make_publisher().publish_batch(envelopes)
+        assert len(ids) == 10
+        assert all(ids)
+        bodies = self.arrived(10)
+        assert sorted(json.loads(b)["metadata"]["entityId"] for b in bodies) == sorted(f"entity-{n}" for n in range(10))
 
     def test_empty_batch_is_a_no_op(self) -> None:
         assert self.make_publisher().publish_batch([]) == []
@@ -108,6 +120,17 @@ class TestSnsPublisher(PublisherContract):
             response = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
             bodies += [m["Body"] for m in response.get("Messages", [])]
         return bodies
+
+    def test_an_event_over_the_payload_limit_fails_by_name_and_size_and_the_others_arrive(self) -> None:
+        envelopes = [envelope(0), envelope(1, padding=300 * 1024), envelope(2)]
+        with pytest.raises(PublishError) as caught:
+            self.make_publisher().publish_batch(envelopes)
+        assert caught.value.failed_ids == ("1",)
+        assert "'doGood'" in str(caught.value)
+        assert " bytes" in str(caught.value)
+        assert "ppp" not in str(caught.value)
+        bodies = self.arrived(2)
+        assert sorted(json.loads(b)["metadata"]["entityId"] for b in bodies) == ["entity-0", "entity-2"]
 
     def test_topic_resolved_by_name_when_no_arn_is_given(self, unique: str) -> None:
         self.sns.create_topic(Name=f"byname-{unique}")

@@ -1,4 +1,5 @@
-"""OutboxRelay and OutboxPublisher on the in-memory store: partial failures, backoff, unreadable rows, store errors."""
+"""OutboxRelay and OutboxPublisher on the in-memory store: partial failures, backoff, unreadable and refused rows, store
+errors, the claim's lease against a slow transport."""
 
 from __future__ import annotations
 
@@ -13,12 +14,23 @@ import pytest
 from eventbus.adapters.memory import InMemoryPublisher
 from eventbus.adapters.memory_outbox import InMemoryOutboxStore
 from eventbus.adapters.memory_repository import InMemoryEntityRepository
+from eventbus.adapters.sns import longest_publish_batch
+from eventbus.container import build_container, sns_client
 from eventbus.core.envelope import Envelope
-from eventbus.core.errors import PublishError
-from eventbus.core.outbox import ClaimedBatch, OutboxError, OutboxPublisher, OutboxRelay
+from eventbus.core.errors import ConfigurationError, EnvelopeError, EnvelopeRejection, PublishError
+from eventbus.core.outbox import (
+    DEFAULT_CLAIM_LEASE,
+    LEASE_MARGIN,
+    ClaimedBatch,
+    OutboxError,
+    OutboxPublisher,
+    OutboxRelay,
+    RelayReport,
+)
 from eventbus.core.payload import EventPayload
 from eventbus.core.ports import Publisher
 from eventbus.core.publishing import EventPublisher
+from eventbus.settings import EventBusSettings
 
 
 class ItemStoredPayload(EventPayload):
@@ -51,13 +63,16 @@ class Clock:
 
 
 class Transport(Publisher):
-    """Records what it sends and how often it is called; fails everything while ``down``, or some entities."""
+    """Records what it sends and how often it is called; fails everything while ``down``, or some entities; refuses
+    others for what they are (a :class:`PublishError` raised from an :class:`EnvelopeError`, as SNS does for an
+    event over its size limit)."""
 
     def __init__(self) -> None:
         self.calls = 0
         self.sent: list[Envelope] = []
         self.down = False
         self.fail_entities: set[str] = set()
+        self.refuse_entities: set[str] = set()
         self._lock = threading.Lock()
 
     def publish(self, envelope: Envelope) -> str:
@@ -69,9 +84,14 @@ class Transport(Publisher):
             if self.down:
                 raise PublishError("broker down", failed_ids=tuple(str(n) for n in range(len(envelopes))))
             failed = [n for n, sent in enumerate(envelopes) if sent.metadata.entity_id in self.fail_entities]
-            self.sent.extend(sent for n, sent in enumerate(envelopes) if n not in failed)
+            refused = [n for n, sent in enumerate(envelopes) if sent.metadata.entity_id in self.refuse_entities]
+            self.sent.extend(sent for n, sent in enumerate(envelopes) if n not in failed + refused)
             if failed:
-                raise PublishError("some entries failed", failed_ids=tuple(str(n) for n in failed))
+                raise PublishError("some entries failed", failed_ids=tuple(str(n) for n in failed + refused))
+            if refused:
+                raise PublishError("too large", failed_ids=tuple(str(n) for n in refused)) from EnvelopeError(
+                    EnvelopeRejection.OVERSIZED, "event 'itemStored' is 300000 bytes, limit is 262144"
+                )
             return [f"msg-{n}" for n in range(len(envelopes))]
 
 
@@ -201,6 +221,48 @@ def test_a_row_that_is_not_an_envelope_is_kept_and_not_sent_the_others_are(
     assert [(item.id, item.attempts) for item in store.claim(10, 60).items] == [(ids[1], 1)]
 
 
+def test_a_row_the_transport_refuses_for_what_it_is_is_kept_aside_and_the_loop_sees_no_outage(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock, transport = Clock(), Transport()
+    store = InMemoryOutboxStore(clock=clock)
+    ids = store.add([envelope(n, note="secret-note") for n in range(3)])
+    transport.refuse_entities = {"1"}
+    relay = OutboxRelay(store, transport, max_backoff=2)
+
+    with caplog.at_level(logging.ERROR, logger="eventbus.outbox"):
+        report = relay.relay()
+
+    assert (report.sent, report.failed, report.error) == (2, 1, "")
+    assert entity_ids(transport.sent) == ["0", "2"]
+    assert store.pending() == 1  # never deleted unsent
+    [record] = [r for r in caplog.records if ids[1] in r.getMessage()]
+    assert record.levelno == logging.ERROR
+    assert "300000 bytes" in record.getMessage()
+    assert "secret-note" not in record.getMessage()
+    # set aside like an unreadable row (30 x max_backoff), not retried after the 0.5 s of a transport failure
+    clock.advance(59)
+    assert relay.drain() == RelayReport()
+    clock.advance(2)
+    assert [(item.id, item.attempts) for item in store.claim(10, 60).items] == [(ids[1], 1)]
+
+
+def test_refused_rows_do_not_stop_a_drain_nor_pause_the_fast_path() -> None:
+    clock, transport = Clock(), Transport()
+    repository = InMemoryEntityRepository()
+    store = InMemoryOutboxStore(repository, clock=clock)
+    transport.refuse_entities = {"0"}
+    publisher = OutboxPublisher(store, OutboxRelay(store, transport, batch_size=2))
+
+    with repository.atomic():
+        publisher.publish_batch([envelope(n) for n in range(5)])
+    with repository.atomic():
+        publisher.publish_batch([envelope(5)])
+
+    assert entity_ids(transport.sent) == ["1", "2", "3", "4", "5"]
+    assert store.pending() == 1
+
+
 def test_a_batch_of_only_unreadable_rows_sends_nothing() -> None:
     clock, transport = Clock(), Transport()
     store = CorruptingStore(clock, "[]")
@@ -292,6 +354,103 @@ def test_run_stops_when_asked() -> None:
     stop.set()
     loop.join(2)
     assert not loop.is_alive()
+
+
+# ------------------------------------------------------------------ the claim's lease against a slow transport
+
+
+class ScaledClock:
+    """Real time running ``speed`` times faster: a second of it passes in ``1 / speed`` real seconds."""
+
+    def __init__(self, speed: float) -> None:
+        self.speed = speed
+        self._start = time.monotonic()
+
+    def __call__(self) -> float:
+        return 1_000_000.0 + (time.monotonic() - self._start) * self.speed
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds / self.speed)
+
+
+class SlowTransport(Transport):
+    """A transport that takes ``seconds`` (of ``clock``) for every publish."""
+
+    def __init__(self, clock: ScaledClock, seconds: float) -> None:
+        super().__init__()
+        self.clock, self.seconds = clock, seconds
+
+    def publish_batch(self, envelopes: Sequence[Envelope]) -> list[str]:
+        self.clock.sleep(self.seconds)
+        return super().publish_batch(envelopes)
+
+
+def slowest_sns_call(settings: EventBusSettings) -> float:
+    """One SNS call when SNS is slow: every attempt the container's client makes runs into its timeouts."""
+    config = sns_client(settings).meta.config
+    attempts: int = config.retries["total_max_attempts"]
+    return attempts * (config.connect_timeout + config.read_timeout)
+
+
+def test_the_relays_of_four_workers_send_each_row_once_when_sns_is_as_slow_as_the_client_allows() -> None:
+    # the relays as the container builds them (one per worker) on one outbox; every publish takes one SNS call whose
+    # attempts all wait out the client's timeouts; time runs 200 times faster than real
+    settings = EventBusSettings(publisher="sns", outbox="memory", endpoint_url="http://127.0.0.1:9")
+    clock = ScaledClock(speed=200)
+    store = InMemoryOutboxStore(clock=clock)
+    transport = SlowTransport(clock, slowest_sns_call(settings))
+    store.add([envelope(n) for n in range(300)])
+    relays = []
+    for _ in range(4):
+        container = build_container(settings)
+        container.outbox_store.override(store)
+        container.transport_publisher.override(transport)
+        relays.append(container.outbox_relay())
+
+    def work(relay: OutboxRelay) -> None:
+        deadline = time.monotonic() + 30
+        while store.pending() and time.monotonic() < deadline:
+            if not relay.relay().sent:
+                time.sleep(0.005)
+
+    threads = [threading.Thread(target=work, args=(relay,)) for relay in relays]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    sent = entity_ids(transport.sent)
+    twice = len(sent) - len(set(sent))
+    assert twice == 0, f"300 rows, {twice} duplicate send(s)"
+    assert sorted(sent, key=int) == [str(n) for n in range(300)]
+    assert store.pending() == 0
+
+
+def test_a_lease_one_pass_could_outlast_is_refused_and_the_default_lease_covers_a_pass() -> None:
+    store, transport = InMemoryOutboxStore(), Transport()
+
+    with pytest.raises(ConfigurationError, match=r"lease 100s .*95s to publish"):
+        OutboxRelay(store, transport, lease=100, longest_publish=95)
+
+    assert OutboxRelay(store, transport, lease=100, longest_publish=100 - LEASE_MARGIN).lease == 100
+    assert OutboxRelay(store, transport).lease == DEFAULT_CLAIM_LEASE
+    assert OutboxRelay(store, transport, longest_publish=400).lease == 400 + LEASE_MARGIN
+
+
+def test_the_lease_of_the_containers_relay_covers_its_sns_clients_slowest_pass() -> None:
+    settings = EventBusSettings(publisher="sns", outbox="memory", endpoint_url="http://127.0.0.1:9")
+    relay = build_container(settings).outbox_relay()
+    longest = longest_publish_batch(
+        relay.batch_size,
+        connect_timeout=settings.sns_connect_timeout,
+        read_timeout=settings.sns_read_timeout,
+        attempts=settings.sns_max_attempts,
+        topic_lookup=True,
+    )
+    # a pass sends one claim of batch_size rows; each may need an SNS call of its own
+    assert relay.batch_size == settings.outbox_batch_size
+    assert relay.lease == longest + LEASE_MARGIN
+    assert relay.lease > relay.batch_size * slowest_sns_call(settings)
 
 
 # ------------------------------------------------------------------ publisher

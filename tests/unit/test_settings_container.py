@@ -94,3 +94,38 @@ def test_dedup_store_is_chosen_by_setting() -> None:
     )
     redis_store = build_container(EventBusSettings(dedup_store="redis", redis_url="redis://127.0.0.1:1/0"))
     assert isinstance(redis_store.deduplication_store(), RedisDeduplicationStore)  # built without connecting
+
+
+def test_the_sns_client_has_explicit_timeouts_and_a_bounded_number_of_attempts(monkeypatch: pytest.MonkeyPatch) -> None:
+    from eventbus.container import sns_client
+
+    # botocore's defaults (60 s to connect, 60 s to read, retries) let one call outlast an outbox claim's lease
+    config = sns_client(EventBusSettings(endpoint_url="http://127.0.0.1:9")).meta.config
+    assert (config.connect_timeout, config.read_timeout) == (2.0, 5.0)
+    assert config.retries == {"mode": "standard", "total_max_attempts": 3}
+
+    monkeypatch.setenv("EVENTBUS_SNS_CONNECT_TIMEOUT", "1")
+    monkeypatch.setenv("EVENTBUS_SNS_READ_TIMEOUT", "3.5")
+    monkeypatch.setenv("EVENTBUS_SNS_MAX_ATTEMPTS", "2")
+    container = build_container(EventBusSettings(endpoint_url="http://127.0.0.1:9"))
+    config = container.transport_publisher().client.meta.config
+    assert (config.connect_timeout, config.read_timeout) == (1.0, 3.5)
+    assert config.retries == {"mode": "standard", "total_max_attempts": 2}
+
+
+def test_an_outbox_claim_lease_a_relay_pass_could_outlast_is_refused_when_the_relay_is_built(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from eventbus.core.errors import ConfigurationError
+
+    monkeypatch.setenv("EVENTBUS_OUTBOX_CLAIM_LEASE", "60")  # the former default: 10 slow SNS calls take longer
+    container = build_container(EventBusSettings(publisher="sns", outbox="memory", endpoint_url="http://127.0.0.1:9"))
+    with pytest.raises(ConfigurationError, match="lease"):
+        container.outbox_relay()
+
+    monkeypatch.setenv("EVENTBUS_OUTBOX_BATCH_SIZE", "1")
+    monkeypatch.setenv("EVENTBUS_SNS_MAX_ATTEMPTS", "1")
+    container = build_container(EventBusSettings(publisher="sns", outbox="memory", endpoint_url="http://127.0.0.1:9"))
+    assert (container.outbox_relay().lease, container.outbox_relay().batch_size) == (60.0, 1)
+    # the in-memory transport returns at once: the lease needs no more than the default
+    assert build_container(EventBusSettings(publisher="memory", outbox="memory")).outbox_relay().lease == 60.0

@@ -1,4 +1,16 @@
-"""The SNS publisher: one ``Publish`` per event, ``PublishBatch`` (10 per call) for batches."""
+"""The SNS publisher: one ``Publish`` per event, ``PublishBatch`` for batches.
+
+SNS limits what one call carries: at most 10 entries per ``PublishBatch`` (:data:`SNS_BATCH_SIZE`), and at most
+256 KiB (:data:`SNS_MAX_PAYLOAD_BYTES`) of messages plus message attributes, for one ``Publish`` and for all the
+entries of one ``PublishBatch`` together. ``publish_batch`` splits a batch by both, in order; an event too large to
+share a call goes alone. An event larger than the limit is never sent: its position fails with a
+:class:`PublishError` naming its event and size (never its content), the others are sent all the same. When such
+refusals are the only failures, the error is raised from an :class:`EnvelopeError` (reason ``oversized``): retrying
+cannot help, which is how the outbox relay tells them from an outage.
+
+:func:`longest_publish_batch` is how long a batch can take at worst with a client's timeouts and attempts; the
+container checks the outbox's claim lease against it.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +19,23 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from eventbus.core.envelope import Envelope
-from eventbus.core.errors import PublishError
+from eventbus.core.errors import EnvelopeError, EnvelopeRejection, PublishError
 from eventbus.core.ports import Publisher
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
 
-#: SNS's PublishBatch limit.
+#: SNS's PublishBatch limit: entries per call.
 SNS_BATCH_SIZE: Final = 10
+#: SNS's payload limit: bytes of one message, and of all the messages of one PublishBatch together, each counted with
+#: its message attributes.
+SNS_MAX_PAYLOAD_BYTES: Final = 256 * 1024
+
+#: Errors that mean SNS is unreachable (refused, reset, timed out): later calls of the batch would fail the same way.
+_UNREACHABLE: Final = (HTTPClientError, BotoConnectionError)
 
 
 def _attributes(envelope: Envelope) -> dict[str, Any]:
@@ -24,21 +43,65 @@ def _attributes(envelope: Envelope) -> dict[str, Any]:
     return {"eventName": {"DataType": "String", "StringValue": envelope.event_name}}
 
 
+def _size(message: str, attributes: dict[str, Any]) -> int:
+    """What SNS counts: the message's UTF-8 bytes, and each attribute's name, data type and value."""
+    texts = [message]
+    for name, value in attributes.items():
+        texts += [name, value["DataType"], value["StringValue"]]
+    return sum(len(text.encode("utf-8", "surrogatepass")) for text in texts)
+
+
+def _pause_before_retry(retry: int) -> float:
+    # botocore's standard retry mode: rand(0, 1) * min(2 ** (retry - 1), 20) s for a throttling error (the longest
+    # base), raised by up to 5 s when SNS sends x-amz-retry-after
+    return min(2.0 ** (retry - 1), 20.0) + 5.0
+
+
+def longest_publish_batch(
+    events: int, *, connect_timeout: float, read_timeout: float, attempts: int, topic_lookup: bool = False
+) -> float:
+    """The longest :meth:`SnsPublisher.publish_batch` of ``events`` envelopes can take, in seconds, with a client of
+    these timeouts and total attempts (botocore's standard retry mode).
+
+    Each event may need a call of its own (two events over half the payload limit cannot share one), plus one
+    ``CreateTopic`` with ``topic_lookup`` (only the topic's name given); each call makes up to ``attempts`` attempts
+    of at most ``connect_timeout + read_timeout``, with botocore's pauses between them.
+    """
+    one_call = attempts * (connect_timeout + read_timeout) + sum(map(_pause_before_retry, range(1, attempts)))
+    return (events + (1 if topic_lookup else 0)) * one_call
+
+
 class SnsPublisher(Publisher):
     """Publishes envelopes as JSON to one SNS topic.
 
     ``topic_arn`` may be omitted; the ARN is then looked up once with ``CreateTopic`` (which is
     idempotent) on the first publish. Set it explicitly in production to need no
-    ``sns:CreateTopic`` permission.
+    ``sns:CreateTopic`` permission. ``max_payload_bytes`` is SNS's payload limit (lower it for an endpoint that
+    takes less).
     """
 
-    def __init__(self, client: SNSClient, *, topic_arn: str | None = None, topic_name: str | None = None) -> None:
+    def __init__(
+        self,
+        client: SNSClient,
+        *,
+        topic_arn: str | None = None,
+        topic_name: str | None = None,
+        max_payload_bytes: int = SNS_MAX_PAYLOAD_BYTES,
+    ) -> None:
         if topic_arn is None and topic_name is None:
             raise ValueError("SnsPublisher needs topic_arn or topic_name")
+        if max_payload_bytes <= 0:
+            raise ValueError("SnsPublisher's max_payload_bytes must be positive")
         self._client = client
         self._topic_arn = topic_arn
         self._topic_name = topic_name
+        self.max_payload_bytes = max_payload_bytes
         self._lock = threading.Lock()
+
+    @property
+    def client(self) -> SNSClient:
+        """The boto3 client it publishes with."""
+        return self._client
 
     @property
     def topic_arn(self) -> str:
@@ -53,32 +116,54 @@ class SnsPublisher(Publisher):
                         raise PublishError(f"cannot resolve SNS topic {self._topic_name!r}: {exc}") from exc
         return self._topic_arn
 
+    def _too_large(self, envelope: Envelope, size: int) -> EnvelopeError | None:
+        if size <= self.max_payload_bytes:
+            return None
+        detail = f"event {envelope.event_name!r} is {size} bytes, SNS takes at most {self.max_payload_bytes}"
+        return EnvelopeError(EnvelopeRejection.OVERSIZED, detail)
+
     def publish(self, envelope: Envelope) -> str:
         """Publish one envelope; return SNS's MessageId."""
+        message, attributes = envelope.to_json(), _attributes(envelope)
+        refusal = self._too_large(envelope, _size(message, attributes))
+        if refusal is not None:
+            raise PublishError(f"SNS publish refused: {refusal.detail}") from refusal
         try:
-            response = self._client.publish(
-                TopicArn=self.topic_arn, Message=envelope.to_json(), MessageAttributes=_attributes(envelope)
-            )
+            response = self._client.publish(TopicArn=self.topic_arn, Message=message, MessageAttributes=attributes)
         except (ClientError, BotoCoreError) as exc:
             raise PublishError(f"SNS publish of {envelope.event_name!r} failed: {exc}") from exc
         return response["MessageId"]
 
+    def _calls(self, envelopes: Sequence[Envelope]) -> tuple[list[list[Any]], dict[str, EnvelopeError]]:
+        """The entries of each ``PublishBatch`` call, in order, and the refusals of events too large for any."""
+        calls: list[list[Any]] = []
+        refused: dict[str, EnvelopeError] = {}
+        room = 0  # bytes left in the last call
+        for n, envelope in enumerate(envelopes):
+            message, attributes = envelope.to_json(), _attributes(envelope)
+            size = _size(message, attributes)
+            refusal = self._too_large(envelope, size)
+            if refusal is not None:
+                refused[str(n)] = refusal
+                continue
+            if not calls or len(calls[-1]) == SNS_BATCH_SIZE or size > room:
+                calls.append([])
+                room = self.max_payload_bytes
+            calls[-1].append({"Id": str(n), "Message": message, "MessageAttributes": attributes})
+            room -= size
+        return calls, refused
+
     def publish_batch(self, envelopes: Sequence[Envelope]) -> list[str]:
-        """Publish in ``PublishBatch`` calls of 10; every chunk is tried before failures are raised."""
+        """Publish in ``PublishBatch`` calls within SNS's limits; every call is tried before failures are raised."""
         ids: list[str] = [""] * len(envelopes)
-        failed: list[str] = []
-        reasons: list[str] = []
-        for start in range(0, len(envelopes), SNS_BATCH_SIZE):
-            chunk = envelopes[start : start + SNS_BATCH_SIZE]
-            entries: list[Any] = [
-                {"Id": str(start + i), "Message": e.to_json(), "MessageAttributes": _attributes(e)}
-                for i, e in enumerate(chunk)
-            ]
+        calls, refused = self._calls(envelopes)
+        failed: list[str] = list(refused)
+        reasons: list[str] = [f"{n}: {refusal.detail}" for n, refusal in refused.items()]
+        for k, entries in enumerate(calls):
             try:
                 response = self._client.publish_batch(TopicArn=self.topic_arn, PublishBatchRequestEntries=entries)
-            except HTTPClientError as exc:
-                # SNS is unreachable (refused, reset, timed out): the remaining chunks would fail the same way
-                failed.extend(str(i) for i in range(start, len(envelopes)))
+            except _UNREACHABLE as exc:
+                failed.extend(entry["Id"] for later in calls[k:] for entry in later)
                 reasons.append(str(exc))
                 break
             except (ClientError, BotoCoreError) as exc:
@@ -91,8 +176,14 @@ class SnsPublisher(Publisher):
                 failed.append(bad["Id"])
                 reasons.append(f"{bad['Id']}: {bad.get('Code', '?')}")
         if failed:
-            raise PublishError(
+            error = PublishError(
                 f"SNS publish_batch: {len(failed)} of {len(envelopes)} failed ({'; '.join(reasons[:3])})",
                 failed_ids=tuple(failed),
             )
+            if len(refused) == len(failed):
+                # nothing but events too large for SNS: say so, retrying them cannot help
+                raise error from EnvelopeError(
+                    EnvelopeRejection.OVERSIZED, "; ".join(refusal.detail for refusal in refused.values())
+                )
+            raise error
         return ids

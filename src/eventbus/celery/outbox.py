@@ -2,7 +2,8 @@
 
 :func:`eventbus.celery.configure` adds :class:`OutboxRelayStep` to the worker when ``EVENTBUS_OUTBOX`` is set. Tasks
 relay their own events right after their commit (the fast path); this loop sends whatever that could not (the
-transport was down, the process died after the commit), retrying with backoff until it can.
+transport was down, the process died after the commit), retrying with backoff until it can. The relay is built when
+the worker starts, so a claim lease a relay pass could outlast stops the worker there with a ``ConfigurationError``.
 """
 
 from __future__ import annotations

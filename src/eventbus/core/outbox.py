@@ -8,7 +8,18 @@ committed (the fast path), and otherwise from a relay loop that retries with bac
 
 Rows are claimed before they are sent (``claim`` sets a token and a lease), so the fast path and any number of relay
 loops never send one row twice; only a relay that dies between the transport's acceptance and the delete leaves a row
-to be sent again when its lease ends (at-least-once).
+to be sent again when its lease ends (at-least-once). That holds only while a pass ends within its lease: a relay is
+told the longest its transport's ``publish_batch`` of ``batch_size`` events can take (``longest_publish``: calls x
+attempts x timeouts, see :func:`eventbus.adapters.sns.longest_publish_batch`), derives its lease from it (at least
+:data:`DEFAULT_CLAIM_LEASE`) and refuses, with :class:`ConfigurationError`, a lease shorter than that plus
+:data:`LEASE_MARGIN`.
+
+A row the relay cannot send as it is is kept, never deleted unsent, and set aside for ``30 x max_backoff`` (5 minutes
+by default) with an ERROR log naming its outbox id and the reason, its ``attempts`` counted: a body that is not an
+envelope, or an event the transport refuses for what it is (a :class:`PublishError` raised from an
+:class:`EnvelopeError`, such as an event over SNS's size limit). Retrying those soon would fail the same way; they
+wait for an operator (their ``attempts`` grow by one per try), and neither hold up the other rows nor count as an
+outage.
 """
 
 from __future__ import annotations
@@ -23,13 +34,16 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from eventbus.core.envelope import Envelope, decode_message_body
-from eventbus.core.errors import EnvelopeError, EventBusError, PublishError
+from eventbus.core.errors import ConfigurationError, EnvelopeError, EventBusError, PublishError
 from eventbus.core.ports import Publisher
 
 logger = logging.getLogger("eventbus.outbox")
 
-#: How long a claim on outbox rows lasts before another relay may take them (seconds).
+#: How long a claim on outbox rows lasts before another relay may take them (seconds), unless a pass can take longer.
 DEFAULT_CLAIM_LEASE: Final = 60.0
+#: What a lease must last beyond the longest publish (seconds): the claim and the bookkeeping around the publish, and
+#: the clocks of the relays' hosts disagreeing.
+LEASE_MARGIN: Final = 10.0
 #: Longest pause between relay attempts while the transport fails (seconds).
 DEFAULT_MAX_BACKOFF: Final = 10.0
 
@@ -126,7 +140,16 @@ class RelayReport:
 
 
 class OutboxRelay:
-    """Sends claimed outbox rows through a transport :class:`Publisher` and deletes them."""
+    """Sends claimed outbox rows through a transport :class:`Publisher` and deletes them.
+
+    One pass claims up to ``batch_size`` rows for ``lease`` seconds and hands them to one ``transport.publish_batch``,
+    which takes ``longest_publish`` seconds at worst (0 for a transport that cannot stall). ``lease`` defaults to
+    that plus :data:`LEASE_MARGIN`, and to no less than :data:`DEFAULT_CLAIM_LEASE`.
+
+    Raises:
+        ConfigurationError: ``lease`` is shorter than ``longest_publish`` plus :data:`LEASE_MARGIN`: another relay
+            could claim rows while this one still sends them, and send them again.
+    """
 
     def __init__(
         self,
@@ -134,9 +157,19 @@ class OutboxRelay:
         transport: Publisher,
         *,
         batch_size: int = 100,
-        lease: float = DEFAULT_CLAIM_LEASE,
+        lease: float | None = None,
         max_backoff: float = DEFAULT_MAX_BACKOFF,
+        longest_publish: float = 0.0,
     ) -> None:
+        longest_pass = longest_publish + LEASE_MARGIN
+        if lease is None:
+            lease = max(DEFAULT_CLAIM_LEASE, longest_pass)
+        elif lease < longest_pass:
+            raise ConfigurationError(
+                f"outbox claim lease {lease:g}s is shorter than a relay pass may take ({longest_publish:g}s to publish "
+                f"{batch_size} event(s) at worst, plus {LEASE_MARGIN:g}s): another relay would send its rows again; "
+                "lengthen the lease, or claim fewer rows, or give the transport shorter timeouts or fewer attempts"
+            )
         self.store = store
         self.transport = transport
         self.batch_size = batch_size
@@ -144,7 +177,8 @@ class OutboxRelay:
         self.max_backoff = max_backoff
 
     def relay(self, ids: Sequence[str] | None = None) -> RelayReport:
-        """Claim and send one batch (only ``ids`` if given); failed rows are released for a later pass.
+        """Claim and send one batch (only ``ids`` if given); failed rows are released for a later pass, rows that
+        cannot be sent as they are set aside.
 
         Never raises for transport or store failures: they are reported (and logged once per pass).
         """
@@ -165,7 +199,7 @@ class OutboxRelay:
                 logger.error("eventbus: outbox row %s is not an envelope (%s); kept, not sent", item.id, exc)
                 unreadable.append(item)
         if unreadable:
-            self._settle(batch.token, [], unreadable, retry_in=self.max_backoff * 30)
+            self._set_aside(batch.token, unreadable)
         if not envelopes:
             return RelayReport(failed=len(unreadable))
         try:
@@ -174,10 +208,26 @@ class OutboxRelay:
             failed_positions = {int(i) for i in exc.failed_ids if i.isdigit()} or set(range(len(items)))
             sent = [item.id for n, item in enumerate(items) if n not in failed_positions]
             failed = [item for n, item in enumerate(items) if n in failed_positions]
+            if isinstance(exc.__cause__, EnvelopeError):
+                # refused for what they are, not for an outage: another try soon would fail the same way
+                for item in failed:
+                    logger.error(
+                        "eventbus: outbox row %s (%s) refused by the transport (%s); kept, not sent",
+                        item.id,
+                        item.event_name,
+                        exc.__cause__,
+                    )
+                self._settle(batch.token, sent, [])
+                self._set_aside(batch.token, failed)
+                return RelayReport(sent=len(sent), failed=len(failed) + len(unreadable))
             self._settle(batch.token, sent, failed)
             return RelayReport(sent=len(sent), failed=len(failed) + len(unreadable), error=str(exc))
         self._settle(batch.token, [item.id for item in items], [])
         return RelayReport(sent=len(items), failed=len(unreadable))
+
+    def _set_aside(self, token: str, items: list[OutboxItem]) -> None:
+        """Keep rows that cannot be sent as they are, hidden far longer than a transport retry."""
+        self._settle(token, [], items, retry_in=self.max_backoff * 30)
 
     def _settle(self, token: str, sent: list[str], failed: list[OutboxItem], retry_in: float | None = None) -> None:
         try:
