@@ -3,7 +3,7 @@
 * A failed visibility extension (HTTP 500s on ``ChangeMessageVisibilityBatch``) is sent again before the message
   lapses: before, the deadline moved as if it had succeeded, the next extension came at or after expiry and the
   handler ran twice.
-* A slow dead-letter copy (a 12 s ``SendMessage``) does not stop the event loop: before, the heartbeat stopped, a
+* A slow dead-letter copy (an 8 s ``SendMessage`` on a 4 s queue) does not stop the event loop: before, the heartbeat stopped, a
   running handler's message lapsed and ran again, and the malformed message was copied to the dead-letter queue twice.
 * A queue with a 1 s visibility timeout still gets a heartbeat: before, timeouts under 2 s turned it off silently and
   a 4 s handler started four times.
@@ -77,13 +77,13 @@ def test_a_failed_visibility_extension_is_retried_before_the_message_lapses(
 def test_a_slow_dead_letter_copy_does_not_stop_the_event_loop(
     sqs: Any, sns: Any, sns_sqs_endpoint: str, tmp_path: Path
 ) -> None:
-    topology = make_topology(sns, sqs, f"slowdlq-{uuid.uuid4().hex[:8]}", visibility=6, max_receive_count=5)
+    topology = make_topology(sns, sqs, f"slowdlq-{uuid.uuid4().hex[:8]}", visibility=4, max_receive_count=5)
     marker = uuid.uuid4().hex
     with FaultyHttpProxy(upstream_port(sns_sqs_endpoint)) as proxy:
-        proxy.delay("SendMessage", 12, times=1)  # the dead-letter copy
+        proxy.delay("SendMessage", 8, times=1)  # the dead-letter copy, twice the visibility timeout
         worker = start_worker("tests.integration.worker_app", topology, proxy.url, tmp_path)
         try:
-            send_sleepy(sqs, topology.queue_url, marker, 16)
+            send_sleepy(sqs, topology.queue_url, marker, 11)
             wait_until(lambda: starts(worker, marker), timeout=20)
             sqs.send_message(QueueUrl=topology.queue_url, MessageBody=f"not json {marker}")
             wait_until(lambda: finished(worker, marker), timeout=40)
@@ -98,7 +98,7 @@ def test_a_slow_dead_letter_copy_does_not_stop_the_event_loop(
             worker.stop()
     record_figures(
         6,
-        "dead-letter copy takes 12 s while a 16 s handler runs (6 s visibility)",
+        "dead-letter copy takes 8 s while an 11 s handler runs (4 s visibility)",
         sent=2,
         handled=1,
         duplicates=runs - 1 + max(copies - 1, 0),
@@ -133,7 +133,7 @@ def test_a_countdown_far_past_the_visibility_timeout_runs_once_after_its_eta_acr
     from eventbus.settings import EventBusSettings
     from tests.integration import worker_app
 
-    topology = make_topology(sns, sqs, f"eta-{uuid.uuid4().hex[:8]}", visibility=4, max_receive_count=10)
+    topology = make_topology(sns, sqs, f"eta-{uuid.uuid4().hex[:8]}", visibility=2, max_receive_count=10)
     worker_app.app.conf.update(
         celery_config(EventBusSettings(endpoint_url=sns_sqs_endpoint, queue_name=topology.queue_name))
     )
@@ -141,25 +141,25 @@ def test_a_countdown_far_past_the_visibility_timeout_runs_once_after_its_eta_acr
         (tmp_path / name).mkdir()
     first = start_worker("tests.integration.worker_app", topology, sns_sqs_endpoint, tmp_path / "first")
     marker = uuid.uuid4().hex
-    countdown = 16
+    countdown = 10
     sent_at = time.time()
     worker_app.later.apply_async((marker,), countdown=countdown)
     try:
         wait_until(lambda: "later" in first.log() and "received" in first.log(), timeout=20)
-        time.sleep(5)  # held past its visibility timeout
+        time.sleep(4)  # held for twice its visibility timeout
     finally:
         first.stop()
     assert not first.records("later"), "not run before its ETA"
     second = start_worker("tests.integration.worker_app", topology, sns_sqs_endpoint, tmp_path / "second")
     try:
         wait_until(lambda: second.records("later"), timeout=countdown + 15)
-        time.sleep(5)  # a copy handed out by SQS would run within one visibility timeout
+        time.sleep(3)  # a copy handed out by SQS would run within one visibility timeout
         runs = [r for r in second.records("later") if r["marker"] == marker]
     finally:
         second.stop()
     record_figures(
         10,
-        "countdown 16 s on a 4 s visibility queue, worker restarted while it waits",
+        "countdown 10 s on a 2 s visibility queue, worker restarted while it waits",
         sent=1,
         handled=len(runs),
         duplicates=max(len(runs) - 1, 0),
