@@ -3,8 +3,9 @@
 * A failed visibility extension (HTTP 500s on ``ChangeMessageVisibilityBatch``) is sent again before the message
   lapses: before, the deadline moved as if it had succeeded, the next extension came at or after expiry and the
   handler ran twice.
-* A slow dead-letter copy (an 8 s ``SendMessage`` on a 4 s queue) does not stop the event loop: before, the heartbeat stopped, a
-  running handler's message lapsed and ran again, and the malformed message was copied to the dead-letter queue twice.
+* A slow dead-letter copy (an 8 s ``SendMessage`` on a 4 s queue) does not stop the event loop: before, the heartbeat
+  stopped, a running handler's message lapsed and ran again, and the malformed message was copied to the dead-letter
+  queue twice.
 * A queue with a 1 s visibility timeout still gets a heartbeat: before, timeouts under 2 s turned it off silently and
   a 4 s handler started four times.
 * A task sent with a countdown far past the visibility timeout runs once, after its ETA, even when the worker holding
