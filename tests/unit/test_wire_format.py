@@ -212,3 +212,15 @@ def test_invalid_metadata_reasons_carry_declared_field_names_and_error_types_onl
     with pytest.raises(EnvelopeError) as caught:
         decode_message_body(body)
     assert str(caught.value) == "invalid-metadata: metadata.publishDate: datetime_from_date_parsing"
+
+
+def test_a_notification_whose_message_hides_its_brackets_in_escapes_is_still_refused_when_too_deep() -> None:
+    """The depth walk is skipped only when the parsed text has too few brackets: an SNS wrapper may write the inner
+    message's brackets as \\u005b, so the inner text is what counts."""
+    inner = '{"metadata": {"eventName": "x"}, "payload": {"d": ' + "[" * 300 + "]" * 300 + "}}"
+    outer = json.dumps({"Type": "Notification", "MessageId": "m", "Message": inner})
+    hidden = outer.replace("[", "\\u005b").replace("]", "\\u005d")
+    assert "[" not in hidden
+    with pytest.raises(EnvelopeError) as refused:
+        decode_message_body(hidden)
+    assert refused.value.reason is EnvelopeRejection.TOO_DEEP

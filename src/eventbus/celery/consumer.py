@@ -128,13 +128,15 @@ class EventRouter:
         return self._guarded(message, secrets, lambda: self._settle(message, decision, run_task_message))
 
     def _guarded(self, message: Message, secrets: set[str] | None, work: Callable[[], Any]) -> Any:
-        # held while this message is dispatched or disposed of: debug lines and error texts of this call are redacted
-        with REDACTOR.holding(secrets or ()):
-            try:
-                return work()
-            except Exception as exc:
-                self._contain(message, exc)
-                return None
+        if secrets:
+            # held while this message is dispatched or disposed of: debug lines and error texts are redacted
+            with REDACTOR.holding(secrets):
+                return self._guarded(message, None, work)
+        try:
+            return work()
+        except Exception as exc:
+            self._contain(message, exc)
+            return None
 
     def _contain(self, message: Message, exc: Exception) -> None:
         """The last line of defence: a message that failed on its way to a task is taken back and dead-lettered."""

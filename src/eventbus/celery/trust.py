@@ -30,7 +30,12 @@ from kombu.message import Message
 from kombu.serialization import dumps
 from pydantic import SecretStr
 
-from eventbus.core.envelope import MAX_NESTING_DEPTH, envelope_from_mapping, nesting_depth_exceeds
+from eventbus.core.envelope import (
+    MAX_NESTING_DEPTH,
+    envelope_from_mapping,
+    may_nest_deeper_than,
+    nesting_depth_exceeds,
+)
 from eventbus.core.errors import EnvelopeError
 
 #: The header that carries a task message's signature.
@@ -114,15 +119,16 @@ def check_task_message(message: Message, tasks: Mapping[str, Any], key: SecretSt
     if task is None:
         raise RefusedTask(f"unregistered-task: no task {task_name_for_log(name)} in this worker")
     for header, types in _HEADER_TYPES.items():
-        if header in headers and not isinstance(headers[header], types):
-            raise RefusedTask(f"invalid-task-message: header {header!r} is a {type(headers[header]).__name__}")
-    if "id" not in headers:
+        value = headers.get(header)
+        if value is not None and not isinstance(value, types):
+            raise RefusedTask(f"invalid-task-message: header {header!r} is a {type(value).__name__}")
+    if not isinstance(headers.get("id"), str):
         raise RefusedTask("invalid-task-message: header 'id' is missing")
     if isinstance(headers.get("retries"), bool):
         raise RefusedTask("invalid-task-message: header 'retries' is a bool")
     _check_limits(headers.get("timelimit"))
     _check_dates(headers)
-    if nesting_depth_exceeds(headers) or nesting_depth_exceeds(message.properties):
+    if nesting_depth_exceeds((headers, message.properties), MAX_NESTING_DEPTH + 1):
         raise RefusedTask(f"invalid-task-message: headers nest more than {MAX_NESTING_DEPTH} levels")
     payload = _decode(message)
     if key is not None:
@@ -193,6 +199,6 @@ def _decode(message: Message) -> tuple[list[Any], dict[str, Any], dict[str, Any]
         and isinstance(payload[2], (dict, type(None)))
     ):
         raise RefusedTask("invalid-task-message: body is not [args, kwargs, embed]")
-    if nesting_depth_exceeds(payload):
+    if may_nest_deeper_than(_serialized(message)) and nesting_depth_exceeds(payload):
         raise RefusedTask(f"invalid-task-message: body nests more than {MAX_NESTING_DEPTH} levels")
     return list(payload[0]), payload[1], payload[2] or {}

@@ -211,23 +211,38 @@ def _flatten(value: object) -> Iterator[object]:
 
 
 def nesting_depth_exceeds(value: object, limit: int = MAX_NESTING_DEPTH) -> bool:
-    """True if ``value`` nests dicts, lists or tuples more than ``limit`` levels deep (iterative: any depth is safe)."""
-    stack: list[tuple[object, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, (list, tuple)):
-            children = item
-        else:
-            continue
-        if depth > limit:
+    """True if ``value`` nests dicts, lists or tuples more than ``limit`` levels deep.
+
+    Recursive, but never deeper than ``limit`` frames, whatever the depth of ``value``.
+    """
+    return _deeper_than(value, limit)
+
+
+def _deeper_than(value: object, budget: int) -> bool:
+    kind = type(value)
+    if kind is dict:
+        children: Any = value.values()  # type: ignore[attr-defined]
+    elif kind is list or kind is tuple:
+        children = value
+    else:
+        return False
+    if budget <= 0:
+        return True
+    for child in children:
+        inner = type(child)
+        if (inner is dict or inner is list or inner is tuple) and _deeper_than(child, budget - 1):
             return True
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list, tuple)))
     return False
 
 
-def envelope_from_mapping(data: object) -> Envelope:
+def may_nest_deeper_than(text: str | bytes, limit: int = MAX_NESTING_DEPTH) -> bool:
+    """False when ``text`` (JSON) has too few brackets to nest more than ``limit`` levels: the walk can be skipped."""
+    if isinstance(text, str):
+        return text.count("{") + text.count("[") > limit
+    return text.count(b"{") + text.count(b"[") > limit
+
+
+def envelope_from_mapping(data: object, *, check_depth: bool = True) -> Envelope:
     """Validate an already-parsed JSON value as an envelope.
 
     Raises:
@@ -242,7 +257,7 @@ def envelope_from_mapping(data: object) -> Envelope:
         raise EnvelopeError(EnvelopeRejection.NOT_AN_ENVELOPE, "missing or non-object 'payload'")
     if not isinstance(metadata.get("eventName"), str) or not metadata["eventName"]:
         raise EnvelopeError(EnvelopeRejection.INVALID_METADATA, "metadata.eventName: missing or not a non-empty string")
-    if nesting_depth_exceeds(data):
+    if check_depth and nesting_depth_exceeds(data):
         raise EnvelopeError(EnvelopeRejection.TOO_DEEP, f"objects and arrays nest more than {MAX_NESTING_DEPTH} levels")
     try:
         parsed = Metadata.model_validate(metadata)
@@ -288,13 +303,16 @@ def read_message_body(body: str | bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) 
     size = len(body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body)
     if size > max_bytes:
         raise EnvelopeError(EnvelopeRejection.OVERSIZED, f"body is {size} bytes, limit is {max_bytes}")
-    data = _loads(body)
+    text: str | bytes = body
+    data = _loads(text)
     sns_id = ""
     if is_sns_notification(data):
         assert isinstance(data, dict)
         message_id = data.get("MessageId")
         sns_id = message_id if isinstance(message_id, str) else ""
-        data = _loads(data["Message"])
-    envelope = envelope_from_mapping(data)
+        text = data["Message"]
+        data = _loads(text)
+    # the structural brackets of the text the envelope was parsed from bound its depth (escapes only occur in strings)
+    envelope = envelope_from_mapping(data, check_depth=may_nest_deeper_than(text))
     explicit = (envelope.metadata.model_extra or {}).get("eventId")
     return envelope, explicit if isinstance(explicit, str) and explicit else sns_id
