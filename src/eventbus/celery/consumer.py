@@ -116,24 +116,22 @@ class EventRouter:
         the pool) settles this message alone (dead-lettered with the exception's type as reason) and the consumer
         goes on with the next one.
         """
-        headers = message.headers
-        if isinstance(headers, dict) and "task" in headers:
-            return self._guarded(message, None, lambda: self._run_task_message(message, run_task_message))
-        body = raw_body(message)
-        decision = decide(body, self.registry, max_bytes=self.max_bytes, unsubscribed=self.unsubscribed)
-        if decision.envelope is not None:
-            secrets = sensitive_values_of(decision.envelope)
-        else:
-            secrets = sensitive_values_in_body(body, self.max_bytes)
-        return self._guarded(message, secrets, lambda: self._settle(message, decision, run_task_message))
-
-    def _guarded(self, message: Message, secrets: set[str] | None, work: Callable[[], Any]) -> Any:
-        if secrets:
-            # held while this message is dispatched or disposed of: debug lines and error texts are redacted
-            with REDACTOR.holding(secrets):
-                return self._guarded(message, None, work)
         try:
-            return work()
+            headers = message.headers
+            if isinstance(headers, dict) and "task" in headers:
+                return self._run_task_message(message, run_task_message)
+            body = raw_body(message)
+            decision = decide(body, self.registry, max_bytes=self.max_bytes, unsubscribed=self.unsubscribed)
+            if decision.envelope is not None:
+                secrets = sensitive_values_of(decision.envelope)
+            else:
+                secrets = sensitive_values_in_body(body, self.max_bytes)
+            if not secrets:
+                return self._settle(message, decision, run_task_message)
+            # held while this message is dispatched or disposed of (and remembered a little longer, for the lines
+            # written just after): debug lines and error texts of this call are redacted
+            with REDACTOR.holding(secrets):
+                return self._settle(message, decision, run_task_message)
         except Exception as exc:
             self._contain(message, exc)
             return None
