@@ -208,3 +208,27 @@ class Spy:
 
     def _mine(self, entity_id: str) -> list[dict[str, Any]]:
         return [e for e in self.seen if e["metadata"]["entityId"] == entity_id]
+
+
+class DeadLetters:
+    """What a dead-letter queue received that carries ``marker``: read as it arrives (hidden for a minute), kept."""
+
+    def __init__(self, sqs: Any, url: str, marker: str) -> None:
+        self.sqs = sqs
+        self.url = url
+        self.marker = marker
+        self._seen: dict[str, dict[str, Any]] = {}
+
+    def messages(self) -> list[dict[str, Any]]:
+        """Receive what arrived since the last call; return every message with the marker seen so far."""
+        response = self.sqs.receive_message(
+            QueueUrl=self.url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=60
+        )
+        for message in response.get("Messages", []):
+            self._seen.setdefault(message["MessageId"], message)
+        return [m for m in self._seen.values() if self.marker in m["Body"]]
+
+    def reasons(self) -> list[str]:
+        """The ``eventbus-reason`` of each (``""`` for one SQS's own redrive moved)."""
+        attributes = (m.get("MessageAttributes", {}).get("eventbus-reason", {}) for m in self.messages())
+        return [reason.get("StringValue", "") for reason in attributes]

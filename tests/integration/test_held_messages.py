@@ -25,7 +25,7 @@ import pytest
 
 from tests.faults import FaultyHttpProxy
 from tests.reliability_report import record_figures
-from tests.support import Worker, make_topology, queue_depth, start_worker, wait_until
+from tests.support import DeadLetters, Worker, make_topology, queue_depth, start_worker, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -89,10 +89,8 @@ def test_a_slow_dead_letter_copy_does_not_stop_the_event_loop(
             sqs.send_message(QueueUrl=topology.queue_url, MessageBody=f"not json {marker}")
             wait_until(lambda: finished(worker, marker), timeout=40)
             time.sleep(1)
-            copies = 0
-            for _ in range(5):
-                response = sqs.receive_message(QueueUrl=topology.dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=60)
-                copies += len([m for m in response.get("Messages", []) if marker in m["Body"]])
+            dead = DeadLetters(sqs, topology.dlq_url, marker)
+            copies = max(len(dead.messages()) for _ in range(5))
             runs = starts(worker, marker)
             wait_until(lambda: queue_depth(sqs, topology.queue_url) == 0, timeout=20)
         finally:

@@ -26,11 +26,16 @@ from typing import Any
 import pytest
 
 from tests.reliability_report import record_figures
-from tests.support import make_topology, queue_depth, send_events, start_worker, wait_until
+from tests.support import DeadLetters, Worker, make_topology, queue_depth, send_events, start_worker, wait_until
 
 pytestmark = pytest.mark.integration
 
 TOKEN = uuid.uuid4().hex + uuid.uuid4().hex
+
+
+def handled_runs(worker: Worker, marker: str) -> set[int]:
+    """The ``n`` of each ``doGood`` event of this run the worker handled."""
+    return {r["payload"]["n"] for r in worker.records("doGood") if r["payload"].get("run") == marker}
 
 
 def deep_event(levels: int, marker: str) -> str:
@@ -84,17 +89,10 @@ def test_each_bad_message_gets_its_own_fate_and_good_events_keep_flowing(
     worker = start_worker("tests.integration.worker_app", topology, sns_sqs_endpoint, tmp_path, "-c", "1")
     marker = uuid.uuid4().hex
     good = 20
-    collected: list[dict[str, Any]] = []
-
-    def dead() -> list[dict[str, Any]]:
-        response = sqs.receive_message(
-            QueueUrl=topology.dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=60
-        )
-        collected.extend(response.get("Messages", []))
-        return [m for m in collected if marker in m["Body"]]
+    dead = DeadLetters(sqs, topology.dlq_url, marker)
 
     def handled() -> set[int]:
-        return {r["payload"]["n"] for r in worker.records("doGood") if r["payload"].get("run") == marker}
+        return handled_runs(worker, marker)
 
     hostile = hostile_bodies(marker)
     deep_levels = (150, 500, 900)
@@ -114,21 +112,21 @@ def test_each_bad_message_gets_its_own_fate_and_good_events_keep_flowing(
 
         wait_until(lambda: handled() == set(range(good)), timeout=40)
         expected_dead = len(hostile) + len(deep_levels)
-        wait_until(lambda: len(dead()) >= expected_dead, timeout=30)
+        wait_until(lambda: len(dead.messages()) >= expected_dead, timeout=30)
         wait_until(lambda: queue_depth(sqs, topology.queue_url) == 0, timeout=20)
         alive = worker.process.poll() is None
         log = worker.log()
     finally:
         worker.stop()
-    reasons = [m.get("MessageAttributes", {}).get("eventbus-reason", {}).get("StringValue", "") for m in dead()]
+    reasons = dead.reasons()
     record_figures(
         6,
         "hostile batch on a one-process worker: 3 too-deep events + 8 hostile bodies among 20 good events",
         sent=good + expected_dead,
         handled=len(handled()),
         duplicates=0,
-        dead_lettered=len(dead()),
-        lost=good + expected_dead - len(handled()) - len(dead()),
+        dead_lettered=len(dead.messages()),
+        lost=good + expected_dead - len(handled()) - len(dead.messages()),
         dead_lettered_without_reason=sum(1 for r in reasons if not r),
         worker_alive=alive,
     )
@@ -145,7 +143,7 @@ def test_each_bad_message_gets_its_own_fate_and_good_events_keep_flowing(
     )
     assert alive
     assert len(forged) == 3
-    assert len(dead()) == expected_dead, "each bad message dead-lettered once"
+    assert len(dead.messages()) == expected_dead, "each bad message dead-lettered once"
     assert all(reasons), f"every dead-lettered message says why: {reasons}"
     assert sum(r.startswith("too-deep") for r in reasons) == len(deep_levels)
     assert marker not in " ".join(reasons), "reasons name problems, never values"
@@ -165,38 +163,31 @@ def test_a_failed_hand_off_to_the_pool_settles_that_message_and_frees_its_slot(
     )
     marker = uuid.uuid4().hex
     good = 10
-    collected: list[dict[str, Any]] = []
-
-    def dead() -> list[dict[str, Any]]:
-        response = sqs.receive_message(
-            QueueUrl=topology.dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], VisibilityTimeout=60
-        )
-        collected.extend(response.get("Messages", []))
-        return [m for m in collected if marker in m["Body"]]
+    dead = DeadLetters(sqs, topology.dlq_url, marker)
 
     def handled() -> set[int]:
-        return {r["payload"]["n"] for r in worker.records("doGood") if r["payload"].get("run") == marker}
+        return handled_runs(worker, marker)
 
     try:
         payloads: list[dict[str, Any]] = [{"run": marker, "n": -1 - n, "x": EXPLODE} for n in range(3)]
         payloads += [{"run": marker, "n": n} for n in range(good)]
         send_events(sqs, topology.queue_url, "doGood", payloads)
         wait_until(lambda: handled() == set(range(good)), timeout=30)
-        wait_until(lambda: len(dead()) >= 3, timeout=20)
+        wait_until(lambda: len(dead.messages()) >= 3, timeout=20)
         wait_until(lambda: queue_depth(sqs, topology.queue_url) == 0, timeout=20)
         log = worker.log()
     finally:
         worker.stop()
-    reasons = {m["MessageAttributes"]["eventbus-reason"]["StringValue"] for m in dead()}
+    reasons = set(dead.reasons())
     record_figures(
         6,
         "hand-off to the pool fails for 3 of 13 events on a one-process worker",
         sent=3 + good,
         handled=len(handled()),
         duplicates=0,
-        lost=3 + good - len(handled()) - len(dead()),
-        dead_lettered=len(dead()),
+        lost=3 + good - len(handled()) - len(dead.messages()),
+        dead_lettered=len(dead.messages()),
     )
-    assert len(dead()) == 3
+    assert len(dead.messages()) == 3
     assert reasons == {"handoff-failed: RecursionError"}
     assert log.count("failed on its way to a task (RecursionError); dead-lettering it") == 3
