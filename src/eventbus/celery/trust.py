@@ -130,10 +130,11 @@ def check_task_message(message: Message, tasks: Mapping[str, Any], key: SecretSt
     _check_dates(headers)
     if nesting_depth_exceeds((headers, message.properties), MAX_NESTING_DEPTH + 1):
         raise RefusedTask(f"invalid-task-message: headers nest more than {MAX_NESTING_DEPTH} levels")
-    payload = _decode(message)
+    raw = _serialized(message)
+    payload = _decode(message, raw)
     if key is not None:
         given = headers.get(SIGNATURE_HEADER)
-        if not isinstance(given, str) or not hmac.compare_digest(given, signature(key, headers, _serialized(message))):
+        if not isinstance(given, str) or not hmac.compare_digest(given, signature(key, headers, raw)):
             raise RefusedTask(f"unauthenticated-task: task {task_name_for_log(name)} is not signed by this service")
         return
     subscription = task.subscription() if getattr(task, "eventbus_event_name", "") else None
@@ -184,7 +185,7 @@ def _check_dates(headers: Mapping[str, Any]) -> None:
                 raise RefusedTask(f"invalid-task-message: header {header!r} is not an ISO 8601 time") from None
 
 
-def _decode(message: Message) -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
+def _decode(message: Message, raw: bytes) -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
     if message.content_type != "application/json":  # whatever the consumer's accept list says
         raise RefusedTask(f"invalid-task-message: content type {str(message.content_type)[:60]!a} is not JSON")
     try:
@@ -199,6 +200,6 @@ def _decode(message: Message) -> tuple[list[Any], dict[str, Any], dict[str, Any]
         and isinstance(payload[2], (dict, type(None)))
     ):
         raise RefusedTask("invalid-task-message: body is not [args, kwargs, embed]")
-    if may_nest_deeper_than(_serialized(message)) and nesting_depth_exceeds(payload):
+    if may_nest_deeper_than(raw) and nesting_depth_exceeds(payload):
         raise RefusedTask(f"invalid-task-message: body nests more than {MAX_NESTING_DEPTH} levels")
     return list(payload[0]), payload[1], payload[2] or {}
