@@ -5,7 +5,9 @@ wiring in :mod:`eventbus.container`.
 """
 
 from eventbus.core.envelope import Envelope, Metadata, decode_message_body
-from eventbus.core.errors import (
+from eventbus.core.payload import EventFailPayload, EventPayload
+from eventbus.core.publishing import EventPublisher, Outgoing
+from eventbus.errors import (
     ConfigurationError,
     EntityNotFound,
     EnvelopeError,
@@ -15,8 +17,6 @@ from eventbus.core.errors import (
     RepositoryError,
     SubscriptionError,
 )
-from eventbus.core.payload import EventFailPayload, EventPayload
-from eventbus.core.publishing import EventPublisher, Outgoing
 from eventbus.settings import EventBusSettings
 
 __all__ = [

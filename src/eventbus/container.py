@@ -64,7 +64,7 @@ def _sqlalchemy_engine(settings: EventBusSettings) -> Any:
 
     from sqlalchemy import create_engine
 
-    from eventbus.core.errors import ConfigurationError
+    from eventbus.errors import ConfigurationError
 
     if not settings.database_url:
         raise ConfigurationError("the sqlalchemy adapters need EVENTBUS_DATABASE_URL")
@@ -159,7 +159,7 @@ def _memory_outbox(repository: Any) -> Any:
 
 
 def _missing(what: str, variable: str) -> Any:
-    from eventbus.core.errors import ConfigurationError
+    from eventbus.errors import ConfigurationError
 
     raise ConfigurationError(f"{what} is not configured: set {variable}")
 

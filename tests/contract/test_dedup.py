@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 
 from eventbus.adapters.memory_dedup import InMemoryDeduplicationStore
-from eventbus.core.idempotency import Claim, DeduplicationError, DeduplicationStore, LeaseKeeper, run_once
+from eventbus.core.idempotency import LeaseKeeper, run_once
+from eventbus.errors import DeduplicationError
+from eventbus.ports import Claim, DeduplicationStore
 
 LONG = 60.0
 #: Short enough to keep the file fast, long enough for a store round-trip to finish well inside it.

@@ -20,11 +20,11 @@ from eventbus.adapters.memory import InMemoryPublisher
 from eventbus.adapters.memory_outbox import InMemoryOutboxStore
 from eventbus.adapters.memory_repository import InMemoryEntityRepository
 from eventbus.core.envelope import Envelope, decode_message_body
-from eventbus.core.errors import EnvelopeError, EnvelopeRejection, PublishError
-from eventbus.core.outbox import OutboxError, OutboxPublisher, OutboxRelay, OutboxStore
+from eventbus.core.outbox import OutboxPublisher, OutboxRelay
 from eventbus.core.payload import EventPayload
-from eventbus.core.ports import EntityRepository
 from eventbus.core.publishing import EventPublisher
+from eventbus.errors import EnvelopeError, EnvelopeRejection, OutboxError, PublishError
+from eventbus.ports import EntityRepository, OutboxStore
 
 
 class Boom(Exception):

@@ -12,8 +12,8 @@ import pytest
 from eventbus.adapters.memory import InMemoryPublisher
 from eventbus.adapters.sns import SnsPublisher
 from eventbus.core.envelope import Envelope, decode_message_body
-from eventbus.core.errors import PublishError
-from eventbus.core.ports import Publisher
+from eventbus.errors import PublishError
+from eventbus.ports import Publisher
 from tests.seed import SEED_DO_GOOD
 
 

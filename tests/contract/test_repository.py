@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from eventbus.adapters.memory_repository import InMemoryEntityRepository
-from eventbus.core.errors import EntityNotFound, RepositoryError
-from eventbus.core.ports import EntityRepository
+from eventbus.errors import EntityNotFound, RepositoryError
+from eventbus.ports import EntityRepository
 
 
 class Boom(Exception):

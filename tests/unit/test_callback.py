@@ -8,16 +8,9 @@ import pytest
 
 from eventbus.adapters.memory import InMemoryPublisher
 from eventbus.adapters.memory_repository import InMemoryEntityRepository
-from eventbus.core.callback import (
-    CallbackPayloadError,
-    CallbackSpec,
-    EntityCallbacks,
-    SuccessEventNotPublished,
-    error_code,
-    safe_error_message,
-)
-from eventbus.core.errors import EntityNotFound
+from eventbus.core.callback import CallbackSpec, EntityCallbacks, error_code, safe_error_message
 from eventbus.core.publishing import EventPublisher
+from eventbus.errors import CallbackPayloadError, EntityNotFound, SuccessEventNotPublished
 from eventbus.payload import EventFailPayload, EventPayload
 
 

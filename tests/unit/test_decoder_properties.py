@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from eventbus.core.dispatch import Fate, decide
 from eventbus.core.envelope import MAX_MESSAGE_BYTES, decode_message_body, read_message_body
-from eventbus.core.errors import EnvelopeError
 from eventbus.core.redaction import sensitive_values_in_body
 from eventbus.core.registry import Subscription, SubscriptionRegistry
+from eventbus.errors import EnvelopeError
 from eventbus.payload import EventPayload
 
 

@@ -11,16 +11,9 @@ import time
 import pytest
 
 from eventbus.adapters.memory_dedup import InMemoryDeduplicationStore
-from eventbus.core.idempotency import (
-    MAX_ID_LENGTH,
-    Claim,
-    DeduplicationError,
-    DuplicateInProgress,
-    LeaseKeeper,
-    dedup_key,
-    dedup_owner,
-    run_once,
-)
+from eventbus.core.idempotency import LeaseKeeper, dedup_key, dedup_owner, run_once
+from eventbus.errors import DeduplicationError, DuplicateInProgress
+from eventbus.ports import MAX_ID_LENGTH, Claim
 
 
 class Boom(Exception):

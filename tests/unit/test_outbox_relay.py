@@ -17,19 +17,11 @@ from eventbus.adapters.memory_repository import InMemoryEntityRepository
 from eventbus.adapters.sns import longest_publish_batch
 from eventbus.container import build_container, sns_client
 from eventbus.core.envelope import Envelope
-from eventbus.core.errors import ConfigurationError, EnvelopeError, EnvelopeRejection, PublishError
-from eventbus.core.outbox import (
-    DEFAULT_CLAIM_LEASE,
-    LEASE_MARGIN,
-    ClaimedBatch,
-    OutboxError,
-    OutboxPublisher,
-    OutboxRelay,
-    RelayReport,
-)
+from eventbus.core.outbox import DEFAULT_CLAIM_LEASE, LEASE_MARGIN, OutboxPublisher, OutboxRelay, RelayReport
 from eventbus.core.payload import EventPayload
-from eventbus.core.ports import Publisher
 from eventbus.core.publishing import EventPublisher
+from eventbus.errors import ConfigurationError, EnvelopeError, EnvelopeRejection, OutboxError, PublishError
+from eventbus.ports import ClaimedBatch, Publisher
 from eventbus.settings import EventBusSettings
 
 

@@ -14,11 +14,11 @@ import pytest
 from eventbus.adapters.memory import InMemoryPublisher
 from eventbus.core.dispatch import Fate, decide
 from eventbus.core.envelope import Metadata
-from eventbus.core.errors import SubscriptionError
 from eventbus.core.naming import default_queue_name, event_name_from_class_name, event_name_from_function_name
 from eventbus.core.publishing import EventPublisher, Outgoing
 from eventbus.core.registry import Subscription, SubscriptionRegistry
 from eventbus.core.tracing import handling
+from eventbus.errors import SubscriptionError
 from eventbus.payload import EventFailPayload, EventPayload
 from tests.seed import SEED_DO_GOOD
 

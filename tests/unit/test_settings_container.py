@@ -76,7 +76,7 @@ def test_sns_endpoint_defaults_to_the_sqs_one_and_can_differ() -> None:
 
 
 def test_a_missing_dedup_store_or_outbox_is_a_clear_configuration_error() -> None:
-    from eventbus.core.errors import ConfigurationError
+    from eventbus.errors import ConfigurationError
 
     container = build_container(EventBusSettings())
     with pytest.raises(ConfigurationError, match="EVENTBUS_DEDUP_STORE"):
@@ -116,7 +116,7 @@ def test_the_sns_client_has_explicit_timeouts_and_a_bounded_number_of_attempts(m
 def test_an_outbox_claim_lease_a_relay_pass_could_outlast_is_refused_when_the_relay_is_built(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from eventbus.core.errors import ConfigurationError
+    from eventbus.errors import ConfigurationError
 
     monkeypatch.setenv("EVENTBUS_OUTBOX_CLAIM_LEASE", "60")  # the former default: 10 slow SNS calls take longer
     container = build_container(EventBusSettings(publisher="sns", outbox="memory", endpoint_url="http://127.0.0.1:9"))

@@ -15,10 +15,10 @@ from eventbus.adapters.memory import InMemoryPublisher
 from eventbus.adapters.memory_outbox import InMemoryOutboxStore
 from eventbus.adapters.sns import SNS_MAX_PAYLOAD_BYTES, SnsPublisher, longest_publish_batch
 from eventbus.core.envelope import Envelope
-from eventbus.core.errors import EnvelopeError, EnvelopeRejection, PublishError
 from eventbus.core.outbox import OutboxRelay
 from eventbus.core.payload import EventPayload
 from eventbus.core.publishing import EventPublisher
+from eventbus.errors import EnvelopeError, EnvelopeRejection, PublishError
 
 TOPIC = "arn:aws:sns:eu-west-2:000000000000:events"
 KIB = 1024

@@ -17,7 +17,8 @@ from kombu.serialization import prepare_accept_content
 from pydantic import SecretStr
 
 from eventbus.celery.subscribe import EventTask
-from eventbus.celery.trust import SIGNATURE_HEADER, RefusedTask, check_task_message, install_signing
+from eventbus.celery.trust import SIGNATURE_HEADER, check_task_message, install_signing
+from eventbus.errors import RefusedTask
 from eventbus.payload import EventPayload
 
 KEY = SecretStr("unit-test-key")

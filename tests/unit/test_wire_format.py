@@ -10,8 +10,8 @@ import pytest
 from pydantic import Field, field_validator
 
 from eventbus.core.envelope import Envelope, Metadata, decode_message_body
-from eventbus.core.errors import EnvelopeError, EnvelopeRejection
 from eventbus.core.registry import Subscription
+from eventbus.errors import EnvelopeError, EnvelopeRejection
 from eventbus.payload import EventPayload
 from tests.seed import SEED_DO_GOOD, SEED_DO_NICE, SEED_MESSAGES
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 from eventbus.core.dispatch import Fate, decide
 from eventbus.core.envelope import MAX_MESSAGE_BYTES, Envelope, Metadata
-from eventbus.core.errors import PublishError
-from eventbus.core.ports import Publisher
 from eventbus.core.registry import SubscriptionRegistry
 from eventbus.core.tracing import handling
+from eventbus.errors import PublishError
+from eventbus.ports import Publisher
 
 logger = logging.getLogger("eventbus.consumer")
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from eventbus.core.idempotency import Claim, DeduplicationStore
+from eventbus.ports import Claim, DeduplicationStore
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,8 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from eventbus.core.envelope import Envelope
-from eventbus.core.outbox import ClaimedBatch, OutboxItem, OutboxStore
-from eventbus.core.ports import EntityRepository
+from eventbus.ports import ClaimedBatch, EntityRepository, OutboxItem, OutboxStore
 
 
 @dataclass

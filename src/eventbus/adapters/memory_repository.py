@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from eventbus.core.errors import EntityNotFound, RepositoryError
-from eventbus.core.ports import EntityRepository
+from eventbus.errors import EntityNotFound, RepositoryError
+from eventbus.ports import EntityRepository
 
 
 class InMemoryEntityRepository(EntityRepository):

@@ -10,7 +10,8 @@ import math
 
 import redis
 
-from eventbus.core.idempotency import Claim, DeduplicationError, DeduplicationStore
+from eventbus.errors import DeduplicationError
+from eventbus.ports import Claim, DeduplicationStore
 
 _IN_PROGRESS, _DONE, _ACQUIRED = Claim.IN_PROGRESS.value, Claim.DONE.value, Claim.ACQUIRED.value
 

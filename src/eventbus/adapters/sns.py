@@ -22,8 +22,8 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from eventbus.core.envelope import Envelope
-from eventbus.core.errors import EnvelopeError, EnvelopeRejection, PublishError
-from eventbus.core.ports import Publisher
+from eventbus.errors import EnvelopeError, EnvelopeRejection, PublishError
+from eventbus.ports import Publisher
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient

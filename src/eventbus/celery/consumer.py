@@ -33,11 +33,12 @@ from vine import promise
 from eventbus.celery.acks import SqsAcknowledger, queue_name, sqs_message_id
 from eventbus.celery.redaction import REDACTOR, install
 from eventbus.celery.subscribe import subscriptions_of
-from eventbus.celery.trust import RefusedTask, check_task_message
+from eventbus.celery.trust import check_task_message
 from eventbus.core.dispatch import Decision, Fate, decide
 from eventbus.core.envelope import MAX_MESSAGE_BYTES
 from eventbus.core.redaction import sensitive_values_in_body, sensitive_values_of
 from eventbus.core.registry import SubscriptionRegistry
+from eventbus.errors import RefusedTask
 
 logger = logging.getLogger("eventbus.consumer")
 

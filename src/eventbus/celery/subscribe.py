@@ -13,11 +13,13 @@ from celery.exceptions import Reject
 
 from eventbus.celery.redaction import REDACTOR, ensure_installed, safe_kwargs_repr, secrets_of_kwargs
 from eventbus.core.envelope import Metadata
-from eventbus.core.idempotency import Claim, DuplicateInProgress, LeaseKeeper, dedup_key, dedup_owner, run_once
+from eventbus.core.idempotency import LeaseKeeper, dedup_key, dedup_owner, run_once
 from eventbus.core.naming import event_name_from_function_name
 from eventbus.core.payload import EventPayload
 from eventbus.core.registry import Subscription
 from eventbus.core.tracing import handling
+from eventbus.errors import DuplicateInProgress
+from eventbus.ports import Claim
 
 F = TypeVar("F", bound=Callable[..., Any])
 

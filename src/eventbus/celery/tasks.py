@@ -18,7 +18,7 @@ from celery import Task
 
 from eventbus.core.callback import CallbackSpec, EntityCallbacks
 from eventbus.core.payload import EventFailPayload, EventPayload
-from eventbus.core.ports import EntityRepository
+from eventbus.ports import EntityRepository
 
 
 class CeleryTaskWithCallback(Task):  # type: ignore[misc]

@@ -36,7 +36,7 @@ from eventbus.core.envelope import (
     may_nest_deeper_than,
     nesting_depth_exceeds,
 )
-from eventbus.core.errors import EnvelopeError
+from eventbus.errors import EnvelopeError, RefusedTask
 
 #: The header that carries a task message's signature.
 SIGNATURE_HEADER: Final = "eventbus_signature"
@@ -64,10 +64,6 @@ _HEADER_TYPES: Final[Mapping[str, tuple[type, ...]]] = {
     "timelimit": (list, tuple, type(None)),
 }
 _NAME_LIMIT: Final = 200
-
-
-class RefusedTask(Exception):
-    """A task message the worker must not run; ``str()`` is the dead-letter reason (names, never values)."""
 
 
 def task_name_for_log(name: object) -> str:

@@ -13,20 +13,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from eventbus.core.envelope import Envelope, describe_validation_error
-from eventbus.core.errors import EntityNotFound, EventBusError, PublishError
 from eventbus.core.payload import EventFailPayload, EventPayload
-from eventbus.core.ports import EntityRepository
 from eventbus.core.publishing import EventPublisher
-
-
-class CallbackPayloadError(EventBusError):
-    """The success payload could not be built from the entity; names the fields, never their values."""
-
-    code = "PayloadValidationError"
-
-
-class SuccessEventNotPublished(PublishError):
-    """The work committed but its success event could not be sent (no failure event follows)."""
+from eventbus.errors import CallbackPayloadError, EntityNotFound, EventBusError, PublishError, SuccessEventNotPublished
+from eventbus.ports import EntityRepository
 
 
 def error_code(exc: BaseException) -> str:
@@ -115,7 +105,7 @@ class EntityCallbacks:
     @property
     def transactional(self) -> bool:
         """True when publishing joins the repository's transaction (the outbox publisher)."""
-        return bool(getattr(self.publisher.port, "transactional", False))
+        return self.publisher.port.transactional
 
     def _publish_success(self, envelope: Envelope) -> None:
         try:

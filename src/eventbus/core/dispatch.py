@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from eventbus.core.envelope import MAX_MESSAGE_BYTES, Envelope, read_message_body
-from eventbus.core.errors import EnvelopeError
 from eventbus.core.registry import Subscription, SubscriptionRegistry
+from eventbus.errors import EnvelopeError
 
 
 class Fate(StrEnum):

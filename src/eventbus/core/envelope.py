@@ -25,7 +25,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from eventbus.core.errors import EnvelopeError, EnvelopeRejection
+from eventbus.errors import EnvelopeError, EnvelopeRejection
 
 #: SQS's classic message size limit; larger bodies are rejected before parsing.
 MAX_MESSAGE_BYTES: Final = 256 * 1024

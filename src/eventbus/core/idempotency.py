@@ -31,14 +31,13 @@ import threading
 import time
 import uuid
 import weakref
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Final, TypeVar
 
-from eventbus.core.errors import EventBusError
+from eventbus.errors import DeduplicationError, DuplicateInProgress
+from eventbus.ports import MAX_ID_LENGTH, Claim, DeduplicationStore
 
 logger = logging.getLogger("eventbus.idempotency")
 
@@ -48,8 +47,6 @@ T = TypeVar("T")
 DEFAULT_LEASE: Final = 30.0
 #: How long a handled event's key is remembered (seconds): duplicates later than this run again.
 DEFAULT_KEEP_FOR: Final = 86_400.0
-#: The longest key or owner a store must accept (the SQL stores' columns).
-MAX_ID_LENGTH: Final = 255
 #: Renew a held claim once this fraction of its lease has passed since the last renewal.
 RENEW_AFTER: Final = 1 / 3
 
@@ -82,71 +79,6 @@ def _fitted(text: str, limit: int) -> str:
             readable = position
             break
     return f"{text[:readable]}~{digest}"
-
-
-class Claim(StrEnum):
-    """The answer of :meth:`DeduplicationStore.claim`."""
-
-    ACQUIRED = "acquired"
-    IN_PROGRESS = "in-progress"
-    DONE = "done"
-
-
-class DeduplicationError(EventBusError):
-    """The deduplication store failed; the driver's exception is chained as ``__cause__``."""
-
-
-class DuplicateInProgress(EventBusError):
-    """Another delivery of the same event is being handled; this one is left for redelivery."""
-
-
-class DeduplicationStore(ABC):
-    """Remembers which events were handled, and which are being handled by whom.
-
-    Keys and owners are opaque strings of at most :data:`MAX_ID_LENGTH` (255) characters. An owner names one
-    execution of a handler, never two. Times are seconds; an adapter may use its own clock (the database's or
-    Redis's) or the local one, consistently. Every method may be called from any thread.
-    """
-
-    @abstractmethod
-    def claim(self, key: str, owner: str, lease: float) -> Claim:
-        """Try to become the one execution that handles ``key``, or renew ``owner``'s claim; atomic across processes.
-
-        * no record, or an expired one: record ``owner`` as holder until now + ``lease``; ``ACQUIRED``;
-        * held (not expired) by the same ``owner``: renew, holder until now + ``lease``; ``ACQUIRED`` (the holder
-          renewing its own claim: owners are unique per execution, so this never lets a second execution in);
-        * held (not expired) by another owner: ``IN_PROGRESS``, nothing changes;
-        * completed and not expired: ``DONE``, nothing changes.
-
-        Raises:
-            DeduplicationError: the store failed.
-        """
-
-    @abstractmethod
-    def complete(self, key: str, owner: str, keep_for: float) -> None:
-        """Record ``key`` as handled, remembered until now + ``keep_for``, whoever holds it.
-
-        Raises:
-            DeduplicationError: the store failed.
-        """
-
-    @abstractmethod
-    def release(self, key: str, owner: str) -> None:
-        """Forget ``owner``'s claim on ``key`` (the handler failed and will be retried).
-
-        Does nothing if ``key`` is held by another owner or completed.
-
-        Raises:
-            DeduplicationError: the store failed.
-        """
-
-    @abstractmethod
-    def purge_expired(self) -> int:
-        """Delete expired records; return how many (stores that expire records by themselves return 0).
-
-        Raises:
-            DeduplicationError: the store failed.
-        """
 
 
 @dataclass(eq=False, slots=True)

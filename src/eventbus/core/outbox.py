@@ -28,14 +28,13 @@ import logging
 import sys
 import threading
 import time
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Final
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Final
 
 from eventbus.core.envelope import Envelope, decode_message_body
-from eventbus.core.errors import ConfigurationError, EnvelopeError, EventBusError, PublishError
-from eventbus.core.ports import Publisher
+from eventbus.errors import ConfigurationError, EnvelopeError, OutboxError, PublishError
+from eventbus.ports import OutboxItem, OutboxStore, Publisher
 
 logger = logging.getLogger("eventbus.outbox")
 
@@ -46,88 +45,6 @@ DEFAULT_CLAIM_LEASE: Final = 60.0
 LEASE_MARGIN: Final = 10.0
 #: Longest pause between relay attempts while the transport fails (seconds).
 DEFAULT_MAX_BACKOFF: Final = 10.0
-
-
-class OutboxError(EventBusError):
-    """The outbox store failed; the driver's exception is chained as ``__cause__``."""
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxItem:
-    """One stored event: its outbox id, the envelope's JSON as published, and how often sending it failed."""
-
-    id: str
-    body: str
-    event_name: str
-    attempts: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimedBatch:
-    """Rows claimed for sending under ``token``."""
-
-    token: str
-    items: list[OutboxItem] = field(default_factory=list)
-
-    @classmethod
-    def from_rows(cls, token: str, rows: Iterable[Sequence[Any]]) -> ClaimedBatch:
-        """A batch from ``(id, body, event_name, attempts)`` rows, as a store reads them back."""
-        return cls(token, [OutboxItem(id=i, body=body, event_name=name, attempts=n) for i, body, name, n in rows])
-
-
-class OutboxStore(ABC):
-    """Stores envelopes in the caller's transaction and hands them to relays, each row to one relay at a time."""
-
-    @abstractmethod
-    def add(self, envelopes: Sequence[Envelope]) -> list[str]:
-        """Store ``envelopes`` (their JSON, ``Envelope.to_json()``) and return their outbox ids, in order.
-
-        Inside an open transaction of the adapter's unit of work the rows are part of it: they exist only if it
-        commits. Outside one they are committed at once.
-
-        Raises:
-            OutboxError: the store failed.
-        """
-
-    @abstractmethod
-    def on_commit(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` after the open transaction commits (never if it rolls back); at once outside one."""
-
-    @abstractmethod
-    def claim(self, limit: int, lease: float, ids: Sequence[str] | None = None) -> ClaimedBatch:
-        """Claim up to ``limit`` rows nobody holds (never claimed, or their claim expired), oldest first.
-
-        With ``ids``, only those rows (any already claimed or gone are skipped). Claimed rows are not handed to
-        another ``claim`` until ``lease`` seconds have passed. Commits by itself, outside any caller transaction.
-
-        Raises:
-            OutboxError: the store failed.
-        """
-
-    @abstractmethod
-    def mark_sent(self, token: str, ids: Sequence[str]) -> None:
-        """Delete rows ``ids`` still claimed under ``token``.
-
-        Raises:
-            OutboxError: the store failed.
-        """
-
-    @abstractmethod
-    def mark_failed(self, token: str, ids: Sequence[str], retry_in: float) -> None:
-        """Release rows ``ids`` claimed under ``token``: count one more failed attempt, claimable again after
-        ``retry_in`` seconds.
-
-        Raises:
-            OutboxError: the store failed.
-        """
-
-    @abstractmethod
-    def pending(self) -> int:
-        """How many rows wait to be sent (claimed or not).
-
-        Raises:
-            OutboxError: the store failed.
-        """
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,7 +200,7 @@ class OutboxPublisher(Publisher):
     """
 
     #: Publishing joins the caller's transaction: callers may publish before commit (see ``EntityCallbacks``).
-    transactional: Final = True
+    transactional: ClassVar[bool] = True
 
     def __init__(self, store: OutboxStore, relay: OutboxRelay | None = None, fast_path_pause: float = 5.0) -> None:
         self.store = store

@@ -9,8 +9,8 @@ from pydantic import SecretStr
 
 from eventbus.core.envelope import Envelope, Metadata, utc_now
 from eventbus.core.payload import EventPayload
-from eventbus.core.ports import Publisher
 from eventbus.core.tracing import child_traceparent, current_event, new_traceparent
+from eventbus.ports import Publisher
 
 
 @dataclass(frozen=True, slots=True)

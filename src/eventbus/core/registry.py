@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from eventbus.core.envelope import Envelope, describe_validation_error
-from eventbus.core.errors import EnvelopeError, EnvelopeRejection, SubscriptionError
 from eventbus.core.payload import EventPayload
+from eventbus.errors import EnvelopeError, EnvelopeRejection, SubscriptionError
 
 
 @dataclass(frozen=True, slots=True)

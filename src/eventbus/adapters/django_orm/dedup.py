@@ -17,7 +17,8 @@ from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.db.models import Q
 
 from eventbus.adapters.django_orm.models import DedupRecord
-from eventbus.core.idempotency import Claim, DeduplicationError, DeduplicationStore
+from eventbus.errors import DeduplicationError
+from eventbus.ports import Claim, DeduplicationStore
 
 T = TypeVar("T")
 

@@ -11,7 +11,8 @@ from django.db.models import F, QuerySet
 
 from eventbus.adapters.django_orm.models import OutboxMessage
 from eventbus.core.envelope import Envelope
-from eventbus.core.outbox import ClaimedBatch, OutboxError, OutboxStore
+from eventbus.errors import OutboxError
+from eventbus.ports import ClaimedBatch, OutboxStore
 
 
 class DjangoOutboxStore(OutboxStore):

@@ -9,8 +9,8 @@ from typing import Any
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db import DatabaseError, transaction
 
-from eventbus.core.errors import EntityNotFound, RepositoryError
-from eventbus.core.ports import EntityRepository
+from eventbus.errors import EntityNotFound, RepositoryError
+from eventbus.ports import EntityRepository
 
 
 class DjangoEntityRepository(EntityRepository):

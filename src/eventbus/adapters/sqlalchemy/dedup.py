@@ -17,7 +17,8 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from eventbus.adapters.sqlalchemy.tables import dedup
-from eventbus.core.idempotency import Claim, DeduplicationError, DeduplicationStore
+from eventbus.errors import DeduplicationError
+from eventbus.ports import Claim, DeduplicationStore
 
 #: A claim looks again when a concurrent claim, expiry or purge changed the row between its statements.
 _CLAIM_ATTEMPTS = 5

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from eventbus.adapters.sqlalchemy.repository import SqlAlchemyEntityRepository
 from eventbus.adapters.sqlalchemy.tables import outbox
 from eventbus.core.envelope import Envelope
-from eventbus.core.outbox import ClaimedBatch, OutboxError, OutboxStore
+from eventbus.errors import OutboxError
+from eventbus.ports import ClaimedBatch, OutboxStore
 
 
 class SqlAlchemyOutboxStore(OutboxStore):

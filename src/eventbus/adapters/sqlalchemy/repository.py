@@ -11,8 +11,8 @@ from sqlalchemy import inspect, select
 from sqlalchemy.exc import MultipleResultsFound, SQLAlchemyError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
-from eventbus.core.errors import EntityNotFound, RepositoryError
-from eventbus.core.ports import EntityRepository
+from eventbus.errors import EntityNotFound, RepositoryError
+from eventbus.ports import EntityRepository
 
 
 class SqlAlchemyEntityRepository(EntityRepository):
