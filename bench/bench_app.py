@@ -18,10 +18,9 @@ from celery import Celery
 from celery.signals import worker_shutdown
 
 from eventbus.celery import configure, subscribe
-from eventbus.settings import EventBusSettings
 
 app = Celery("bench")
-configure(app, EventBusSettings())
+configure(app)
 if "BENCH_PREFETCH" in os.environ:
     app.conf.worker_prefetch_multiplier = int(os.environ["BENCH_PREFETCH"])
 if "BENCH_POLLING_INTERVAL" in os.environ:

@@ -13,7 +13,7 @@ from typing import Any
 
 import boto3
 
-from eventbus.adapters.sns import SnsPublisher
+from eventbus.adapters.aws import SnsPublisher
 from eventbus.core.publishing import EventPublisher
 from eventbus.payload import EventPayload
 

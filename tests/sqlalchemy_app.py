@@ -14,11 +14,12 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from eventbus.celery import configure
 from eventbus.celery.tasks import SQLAlchemyCeleryTaskWithCallback
+from eventbus.container import build_container
 from eventbus.payload import EventFailPayload, EventPayload
 from eventbus.settings import EventBusSettings
 
 app = Celery("core")
-configure(app, EventBusSettings())
+configure(app, build_container())  # the environment as the test set it, not a container built earlier
 
 
 class Base(DeclarativeBase):

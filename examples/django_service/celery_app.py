@@ -9,9 +9,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "examples.django_service.setting
 django.setup()
 
 from eventbus.celery import configure  # noqa: E402
-from eventbus.settings import EventBusSettings  # noqa: E402
 
 app = Celery("shop")
-configure(app, EventBusSettings())
+configure(app)
 
 import examples.django_service.shop.tasks  # noqa: E402,F401

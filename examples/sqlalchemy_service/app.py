@@ -19,7 +19,7 @@ from eventbus.payload import EventFailPayload, EventPayload
 from eventbus.settings import EventBusSettings
 
 app = Celery("billing")
-configure(app, EventBusSettings())
+configure(app)
 
 
 class Base(DeclarativeBase):

@@ -2,55 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import threading
-from typing import TYPE_CHECKING, Any
+import weakref
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from dependency_injector import containers, providers
 
-from eventbus.adapters.memory import InMemoryPublisher
-from eventbus.adapters.memory_repository import InMemoryEntityRepository
+from eventbus.adapters.memory import InMemoryEntityRepository, InMemoryPublisher
 from eventbus.core.outbox import OutboxPublisher, OutboxRelay
 from eventbus.core.publishing import EventPublisher
+from eventbus.errors import ConfigurationError
+from eventbus.ports import EntityRepository
 from eventbus.settings import EventBusSettings
-
-if TYPE_CHECKING:
-    from mypy_boto3_sns import SNSClient
-    from mypy_boto3_sqs import SQSClient
-
-
-def _boto_client(service: str, settings: EventBusSettings, config: Any) -> Any:
-    import boto3
-
-    key, secret = settings.secret_pair()
-    return boto3.session.Session().client(
-        service,  # type: ignore[call-overload]
-        region_name=settings.region,
-        endpoint_url=settings.sns_endpoint() if service == "sns" else settings.endpoint_url,
-        aws_access_key_id=key,
-        aws_secret_access_key=secret,
-        config=config,
-    )
-
-
-def sns_client(settings: EventBusSettings) -> SNSClient:
-    """A boto3 SNS client for these settings; its timeouts and attempts bound how long a call can take."""
-    from botocore.config import Config
-
-    config = Config(
-        connect_timeout=settings.sns_connect_timeout,
-        read_timeout=settings.sns_read_timeout,
-        retries={"mode": "standard", "total_max_attempts": settings.sns_max_attempts},
-    )
-    client: SNSClient = _boto_client("sns", settings, config)
-    return client
-
-
-def sqs_client(settings: EventBusSettings) -> SQSClient:
-    """A boto3 SQS client for these settings."""
-    from botocore.config import Config
-
-    client: SQSClient = _boto_client("sqs", settings, Config(retries={"mode": "standard", "max_attempts": 3}))
-    return client
 
 
 def _django_repository(settings: EventBusSettings) -> Any:
@@ -59,9 +24,8 @@ def _django_repository(settings: EventBusSettings) -> Any:
     return DjangoEntityRepository(using=settings.django_database)
 
 
-def _sqlalchemy_engine(settings: EventBusSettings) -> Any:
-    import os
-
+def _sqlalchemy_engine(settings: EventBusSettings) -> Iterator[Any]:
+    """The SQLAlchemy engine as a resource: created on first use, disposed by ``container.shutdown_resources()``."""
     from sqlalchemy import create_engine
 
     from eventbus.errors import ConfigurationError
@@ -69,9 +33,25 @@ def _sqlalchemy_engine(settings: EventBusSettings) -> Any:
     if not settings.database_url:
         raise ConfigurationError("the sqlalchemy adapters need EVENTBUS_DATABASE_URL")
     engine = create_engine(settings.database_url, pool_pre_ping=True)
-    # a forked worker process must not share the parent's pooled connections (SQLAlchemy's pooling guidance)
-    os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
-    return engine
+    _ENGINES.add(engine)
+    try:
+        yield engine
+    finally:
+        _ENGINES.discard(engine)
+        engine.dispose()
+
+
+#: The live engines of every container in this process; a forked child drops their pooled connections (SQLAlchemy's
+#: pooling guidance: a forked worker must not share its parent's connections). One at-fork hook for all of them.
+_ENGINES: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _forget_inherited_connections() -> None:
+    for engine in list(_ENGINES):
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_inherited_connections)
 
 
 def _sqlalchemy_sessions(engine: Any) -> Any:
@@ -87,13 +67,13 @@ def _sqlalchemy_repository(sessions: Any) -> Any:
 
 
 def _sns_publisher(settings: EventBusSettings) -> Any:
-    from eventbus.adapters.sns import SnsPublisher
+    from eventbus.adapters.aws import SnsPublisher, sns_client
 
     return SnsPublisher(sns_client(settings), topic_arn=settings.topic_arn, topic_name=settings.topic)
 
 
 def _sns_longest_publish(settings: EventBusSettings) -> float:
-    from eventbus.adapters.sns import longest_publish_batch
+    from eventbus.adapters.aws import longest_publish_batch
 
     return longest_publish_batch(
         settings.outbox_batch_size,
@@ -117,7 +97,7 @@ def _outbox_relay(store: Any, transport: Any, longest_publish: float, settings: 
 
 
 def _redis_dedup(settings: EventBusSettings) -> Any:
-    from eventbus.adapters.redis_dedup import redis_deduplication_store
+    from eventbus.adapters.redis import redis_deduplication_store
 
     return redis_deduplication_store(settings.redis_url)
 
@@ -135,7 +115,7 @@ def _sqlalchemy_dedup(sessions: Any) -> Any:
 
 
 def _memory_dedup() -> Any:
-    from eventbus.adapters.memory_dedup import InMemoryDeduplicationStore
+    from eventbus.adapters.memory import InMemoryDeduplicationStore
 
     return InMemoryDeduplicationStore()
 
@@ -153,7 +133,7 @@ def _sqlalchemy_outbox(sessions: Any, repository: Any) -> Any:
 
 
 def _memory_outbox(repository: Any) -> Any:
-    from eventbus.adapters.memory_outbox import InMemoryOutboxStore
+    from eventbus.adapters.memory import InMemoryOutboxStore
 
     return InMemoryOutboxStore(repository)
 
@@ -169,7 +149,7 @@ class Container(containers.DeclarativeContainer):
 
     settings = providers.Singleton(EventBusSettings)
 
-    sqlalchemy_engine = providers.Singleton(_sqlalchemy_engine, settings)
+    sqlalchemy_engine = providers.Resource(_sqlalchemy_engine, settings)
     sqlalchemy_sessions = providers.Singleton(_sqlalchemy_sessions, sqlalchemy_engine)
 
     #: The transport events finally leave through (the outbox relay sends through it too).
@@ -182,9 +162,15 @@ class Container(containers.DeclarativeContainer):
     django_repository = providers.Singleton(_django_repository, settings)
     sqlalchemy_repository = providers.Singleton(_sqlalchemy_repository, sqlalchemy_sessions)
     memory_repository = providers.Singleton(InMemoryEntityRepository)
-    #: The repository ``CeleryTaskWithCallback`` uses; the ORM bindings pick theirs by name.
+    #: Every repository by ORM; a callback task bound to an ORM takes its own from here (``EVENTBUS_REPOSITORY`` unset).
+    repositories = providers.Aggregate(
+        django=django_repository,
+        sqlalchemy=sqlalchemy_repository,
+        memory=memory_repository,
+    )
+    #: The repository of ``EVENTBUS_REPOSITORY`` (default ``django``): what callback tasks use unless bound to an ORM.
     repository = providers.Selector(
-        providers.Callable(lambda s: s.repository, settings),
+        providers.Callable(lambda s: s.repository or "django", settings),
         django=django_repository,
         sqlalchemy=sqlalchemy_repository,
         memory=memory_repository,
@@ -230,6 +216,55 @@ class Container(containers.DeclarativeContainer):
         publisher=publisher,
         publisher_name=providers.Callable(lambda s: s.publisher_name, settings),
     )
+
+
+def repository_for(container: Container, orm: str | None) -> EntityRepository:
+    """The repository a callback task bound to ``orm`` uses (``None``: not bound, the container's ``repository``).
+
+    ``EVENTBUS_REPOSITORY``, when set, is the one repository of the process: a task bound to another ORM is refused
+    (``memory`` serves any task, as a test double). Unset, a bound task gets its own ORM's repository. An override
+    of the ``repository`` provider (tests) wins over both.
+
+    Raises:
+        ConfigurationError: the task is bound to another ORM than ``EVENTBUS_REPOSITORY``.
+    """
+    configured = container.settings().repository
+    if orm is None or container.repository.overridden or configured == orm or configured == "memory":
+        repository: EntityRepository = container.repository()
+        return repository
+    if configured is not None:
+        raise ConfigurationError(
+            f"a callback task bound to the {orm} ORM cannot use EVENTBUS_REPOSITORY={configured}: set "
+            f"EVENTBUS_REPOSITORY={orm} (or leave it unset), or bind the task to the {configured} ORM"
+        )
+    bound: EntityRepository = container.repositories(orm)
+    return bound
+
+
+def check_wiring(container: Container, task_orms: Iterable[str | None] = ()) -> None:
+    """Refuse, at start-up, wiring that would misbehave silently.
+
+    * An outbox (``EVENTBUS_OUTBOX``) on one ORM with callback tasks whose repository is on another: their events
+      would be written outside the transaction of the work they report.
+    * A callback task bound to an ORM other than ``EVENTBUS_REPOSITORY``.
+
+    ``task_orms`` are the ORMs the process's callback tasks are bound to (``None`` for an unbound one).
+
+    Raises:
+        ConfigurationError: naming the settings to change.
+    """
+    settings = container.settings()
+    in_use: set[str] = set()
+    for orm in set(task_orms):
+        if settings.repository not in (None, "memory", orm) and orm is not None:
+            repository_for(container, orm)  # raises, naming the settings
+        in_use.add(settings.repository or orm or "django")
+    if settings.outbox != "off":
+        for orm in sorted(in_use - {settings.outbox}):
+            raise ConfigurationError(
+                f"EVENTBUS_OUTBOX={settings.outbox} cannot hold the events of callback tasks whose repository is on "
+                f"the {orm} ORM: an outbox must join the repository's transactions (set EVENTBUS_OUTBOX={orm})"
+            )
 
 
 _lock = threading.Lock()

@@ -249,6 +249,8 @@ class DeliverySettlement(ABC):
 
     #: True once the consumer is shutting down: calls go out synchronously, nothing new is received.
     draining: bool = False
+    #: Set by the consumer: whether a worker process is running a delivery (closing keeps those held, they finish).
+    in_progress: Callable[[str], bool] | None = None
 
     @abstractmethod
     def forget(self, delivery_tag: str) -> None:

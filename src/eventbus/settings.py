@@ -47,8 +47,10 @@ class EventBusSettings(BaseSettings):
     publisher_name: str = ""
     #: Which Publisher adapter the container builds.
     publisher: Literal["sns", "memory"] = "sns"
-    #: Which EntityRepository the container's ``repository`` provider builds.
-    repository: Literal["django", "sqlalchemy", "memory"] = "django"
+    #: Which EntityRepository callback tasks use. Unset: a task bound to an ORM (``DjangoCeleryTaskWithCallback``,
+    #: ``SQLAlchemyCeleryTaskWithCallback``) uses that ORM's, a generic ``CeleryTaskWithCallback`` Django's. A task
+    #: bound to another ORM than the one set here refuses to run (``memory`` serves any task: a test double).
+    repository: Literal["django", "sqlalchemy", "memory"] | None = None
     #: SQLAlchemy database URL, for the ``sqlalchemy`` repository (e.g. ``postgresql+psycopg://...``).
     database_url: str | None = None
     #: Django database alias, for the ``django`` repository.

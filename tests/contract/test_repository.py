@@ -1,4 +1,5 @@
-"""The EntityRepository port's contract: in-memory, Django and SQLAlchemy, the ORMs on SQLite and PostgreSQL."""
+"""The EntityRepository contract (:mod:`eventbus.testing.contracts.repository`): in-memory, Django and SQLAlchemy,
+the ORMs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,77 +11,10 @@ from typing import Any
 
 import pytest
 
-from eventbus.adapters.memory_repository import InMemoryEntityRepository
+from eventbus.adapters.memory import InMemoryEntityRepository
 from eventbus.errors import EntityNotFound, RepositoryError
 from eventbus.ports import EntityRepository
-
-
-class Boom(Exception):
-    pass
-
-
-class RepositoryContract:
-    """Every repository: get/delete inside a transaction, typed errors, rollback and on-commit semantics."""
-
-    __test__ = False
-    repository: EntityRepository
-    model: Any
-
-    def create(self, name: str) -> str:
-        """Store an entity named ``name`` (committed) and return its id as text."""
-        raise NotImplementedError
-
-    def test_get_returns_the_matching_entity(self) -> None:
-        entity_id = self.create("alpha")
-        with self.repository.atomic():
-            found = self.repository.get(self.model, id=entity_id)
-            assert found.name == "alpha"
-            assert self.repository.identity(found) == entity_id
-
-    def test_missing_entity_raises_entity_not_found(self) -> None:
-        with self.repository.atomic(), pytest.raises(EntityNotFound) as caught:
-            self.repository.get(self.model, id=str(uuid.uuid4()))
-        assert caught.value.code == "EntityNotFound"
-        assert isinstance(caught.value, RepositoryError)
-
-    def test_several_matches_raise_repository_error(self) -> None:
-        self.create("twin")
-        self.create("twin")
-        with self.repository.atomic(), pytest.raises(RepositoryError) as caught:
-            self.repository.get(self.model, name="twin")
-        assert not isinstance(caught.value, EntityNotFound)
-
-    def test_delete_commits_with_the_transaction(self) -> None:
-        entity_id = self.create("doomed")
-        with self.repository.atomic():
-            self.repository.delete(self.repository.get(self.model, id=entity_id))
-        with self.repository.atomic(), pytest.raises(EntityNotFound):
-            self.repository.get(self.model, id=entity_id)
-
-    def test_rollback_undoes_a_delete_and_drops_on_commit_callbacks(self) -> None:
-        entity_id = self.create("survivor")
-        called: list[str] = []
-
-        def delete_then_fail() -> None:
-            with self.repository.atomic():
-                self.repository.delete(self.repository.get(self.model, id=entity_id))
-                self.repository.on_commit(lambda: called.append("committed"))
-                raise Boom
-
-        with pytest.raises(Boom):
-            delete_then_fail()
-        assert called == []
-        with self.repository.atomic():
-            assert self.repository.get(self.model, id=entity_id).name == "survivor"
-
-    def test_on_commit_runs_after_the_outermost_commit(self) -> None:
-        called: list[str] = []
-        with self.repository.atomic():
-            with self.repository.atomic():
-                self.repository.on_commit(lambda: called.append("committed"))
-            assert called == []
-        assert called == ["committed"]
-
+from eventbus.testing.contracts import EntityRepositoryContract
 
 # ------------------------------------------------------------------ in-memory
 
@@ -91,15 +25,17 @@ class Thing:
     name: str
 
 
-class TestInMemoryRepository(RepositoryContract):
-    __test__ = True
+class TestInMemoryRepository(EntityRepositoryContract):
     model = Thing
 
     @pytest.fixture(autouse=True)
     def _repository(self) -> None:
-        self.repository = self.memory = InMemoryEntityRepository()
+        self.memory = InMemoryEntityRepository()
 
-    def create(self, name: str) -> str:
+    def make_repository(self) -> EntityRepository:
+        return self.memory
+
+    def create_entity(self, name: str) -> str:
         return self.memory.identity(self.memory.add(Thing(str(uuid.uuid4()), name)))
 
 
@@ -121,25 +57,26 @@ def _sqlalchemy_model() -> Any:
     return Widget
 
 
-class SqlAlchemyContract(RepositoryContract):
-    url: str
-
+class SqlAlchemyContract(EntityRepositoryContract):
     @pytest.fixture(autouse=True)
-    def _repository(self, database_url: str) -> Iterator[None]:
+    def _engine(self, database_url: str) -> Iterator[None]:
         from sqlalchemy import create_engine
-        from sqlalchemy.orm import sessionmaker
-
-        from eventbus.adapters.sqlalchemy import SqlAlchemyEntityRepository
 
         self.model = _sqlalchemy_model()
         self.engine = create_engine(database_url)
         self.model.metadata.create_all(self.engine)
-        self.repository = SqlAlchemyEntityRepository(sessionmaker(self.engine, expire_on_commit=False))
         yield
         self.model.metadata.drop_all(self.engine)
         self.engine.dispose()
 
-    def create(self, name: str) -> str:
+    def make_repository(self) -> EntityRepository:
+        from sqlalchemy.orm import sessionmaker
+
+        from eventbus.adapters.sqlalchemy import SqlAlchemyEntityRepository
+
+        return SqlAlchemyEntityRepository(sessionmaker(self.engine, expire_on_commit=False))
+
+    def create_entity(self, name: str) -> str:
         from sqlalchemy.orm import Session
 
         entity_id = str(uuid.uuid4())
@@ -154,8 +91,6 @@ class SqlAlchemyContract(RepositoryContract):
 
 
 class TestSqlAlchemyOnSqlite(SqlAlchemyContract):
-    __test__ = True
-
     @pytest.fixture
     def database_url(self, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'contract.sqlite3'}"
@@ -164,8 +99,6 @@ class TestSqlAlchemyOnSqlite(SqlAlchemyContract):
 @pytest.mark.integration
 @pytest.mark.postgres
 class TestSqlAlchemyOnPostgres(SqlAlchemyContract):
-    __test__ = True
-
     @pytest.fixture
     def database_url(self, postgres_url: str) -> str:
         return postgres_url.replace("postgresql://", "postgresql+psycopg://")
@@ -174,22 +107,26 @@ class TestSqlAlchemyOnPostgres(SqlAlchemyContract):
 # ------------------------------------------------------------------ Django
 
 
-class DjangoContract(RepositoryContract):
-    alias = "default"
+class DjangoContract(EntityRepositoryContract):
+    alias: str
 
     @pytest.fixture(autouse=True)
-    def _repository(self, django_ready: None) -> None:
+    def _database(self, django_ready: None, django_alias: str) -> None:
         from django.core.management import call_command
 
-        from eventbus.adapters.django_orm import DjangoEntityRepository
         from tests.django_project.entities.models import Entity
 
+        self.alias = django_alias
         call_command("migrate", database=self.alias, verbosity=0)
         Entity.objects.using(self.alias).filter(name="twin").delete()
         self.model = Entity
-        self.repository = DjangoEntityRepository(using=self.alias)
 
-    def create(self, name: str) -> str:
+    def make_repository(self) -> EntityRepository:
+        from eventbus.adapters.django_orm import DjangoEntityRepository
+
+        return DjangoEntityRepository(using=self.alias)
+
+    def create_entity(self, name: str) -> str:
         return str(self.model.objects.using(self.alias).create(name=name).id)
 
     def test_an_invalid_lookup_value_matches_nothing(self) -> None:
@@ -198,15 +135,14 @@ class DjangoContract(RepositoryContract):
 
 
 class TestDjangoOnSqlite(DjangoContract):
-    __test__ = True
+    @pytest.fixture
+    def django_alias(self) -> str:
+        return "default"
 
 
 @pytest.mark.integration
 @pytest.mark.postgres
 class TestDjangoOnPostgres(DjangoContract):
-    __test__ = True
-    alias = "postgres"
-
-    @pytest.fixture(autouse=True)
-    def _needs_postgres(self, postgres_url: str) -> None:
-        pass
+    @pytest.fixture
+    def django_alias(self, postgres_url: str) -> str:
+        return "postgres"

@@ -22,17 +22,17 @@ if os.environ.get("EVENTBUS_DEDUP_STORE") == "django" or os.environ.get("EVENTBU
     django.setup()
 
 from eventbus.celery import configure, subscribe
+from eventbus.container import build_container
 from eventbus.core.envelope import Metadata
-from eventbus.settings import EventBusSettings
 
 if os.environ.get("EVENTBUS_TEST_EVENTS"):
     # task events on, captured to a file (tests.integration.capture)
     app = Celery("reliability", events="tests.integration.capture:RecordingEvents")
-    configure(app, EventBusSettings())
+    configure(app, build_container())  # the environment as the test set it, not a container built earlier
     app.conf.worker_send_task_events = True
 else:
     app = Celery("reliability")
-    configure(app, EventBusSettings())
+    configure(app, build_container())  # the environment as the test set it, not a container built earlier
 
 SEEN_TABLE = "eventbus_test_seen"
 _connection: Any = None

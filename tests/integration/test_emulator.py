@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from eventbus.emulator import EmulatorServer, provision
+from eventbus.adapters.aws import provision
+from eventbus.emulator import EmulatorServer
 from eventbus.emulator.server import sqs_arn_from_url
 from tests.seed import SEED_DO_GOOD, SEED_DO_NICE
 from tests.support import Topology, start_worker, wait_until
@@ -79,8 +80,9 @@ def test_seed_aws_cli_instructions_then_a_worker_runs_the_handlers(
 
 def test_provision_is_idempotent_and_redrives_to_the_dead_letter_queue(sqs: Any, unique: str) -> None:
     with EmulatorServer(port=0) as server:
-        first = provision(server.endpoint_url, topic=f"t-{unique}", queues=(f"q-{unique}",), max_receive_count=1)
-        again = provision(server.endpoint_url, topic=f"t-{unique}", queues=(f"q-{unique}",), max_receive_count=1)
+        clients = server.client("sns"), server.client("sqs")
+        first = provision(*clients, topic=f"t-{unique}", queues=(f"q-{unique}",), max_receive_count=1)
+        again = provision(*clients, topic=f"t-{unique}", queues=(f"q-{unique}",), max_receive_count=1)
         assert first == again
         queue = first.queues[f"q-{unique}"]
         assert first.topic_arn == f"arn:aws:sns:eu-west-2:000000000000:t-{unique}"

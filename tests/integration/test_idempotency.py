@@ -138,7 +138,7 @@ SHORT_LEASE = 3.0
 
 
 # one store: the fix (an owner per execution, renewed while it runs) is the core's; the contract suite
-# (tests/contract/test_dedup.py) proves renewal and refusal for every store
+# (eventbus.testing.contracts.DeduplicationStoreContract) proves renewal and refusal for every store
 @pytest.mark.parametrize("store", ["redis"])
 def test_a_redelivery_while_the_handler_still_runs_does_not_run_it_again(
     store: str, sqs: Any, sns: Any, sns_sqs_endpoint: str, tmp_path: Path, postgres_url: str, redis_url: str

@@ -117,6 +117,7 @@ def test_events_of_committed_work_survive_an_sns_outage_and_none_of_rolled_back_
     from celery import Celery
 
     from eventbus.celery import configure
+    from eventbus.container import build_container, set_container
     from eventbus.settings import EventBusSettings
 
     prepare_database(side, postgres_url)
@@ -142,7 +143,10 @@ def test_events_of_committed_work_survive_an_sns_outage_and_none_of_rolled_back_
         worker = start_worker(side.app, topology, sns_sqs_endpoint, tmp_path, env=env)
         try:
             sender = Celery("sender")
-            configure(sender, EventBusSettings(endpoint_url=sns_sqs_endpoint, queue_name=topology.queue_name))
+            configure(
+                sender, build_container(EventBusSettings(endpoint_url=sns_sqs_endpoint, queue_name=topology.queue_name))
+            )
+            set_container(None)  # the sender's container served configure() only
             with sender.producer_or_acquire() as producer:
                 for entity_id in good + bad:
                     sender.send_task(side.task, kwargs={side_arg(side): entity_id}, producer=producer)

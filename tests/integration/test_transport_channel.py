@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 import pytest
 from kombu import Connection
 
-from eventbus.celery.batching import Entry
 from eventbus.celery.transport import Channel, Transport
+from eventbus.celery.transport.batching import Entry
 
 pytestmark = pytest.mark.integration
 

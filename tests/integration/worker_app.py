@@ -14,13 +14,12 @@ from typing import Any
 from celery import Celery
 
 from eventbus.celery import configure, subscribe
-from eventbus.container import get_container
+from eventbus.container import build_container, get_container
 from eventbus.core.envelope import Metadata
 from eventbus.payload import EventPayload
-from eventbus.settings import EventBusSettings
 
 app = Celery("core")
-configure(app, EventBusSettings())
+configure(app, build_container())  # the environment as the test set it, not a container built earlier
 app.conf.CELERYD_CONSUMER = "eventbus.celery.SQSConsumer"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from eventbus.celery.batching import BatchBuffer, Entry
+from eventbus.celery.transport.batching import BatchBuffer, Entry
 
 
 class Clock:

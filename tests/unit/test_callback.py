@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from eventbus.adapters.memory import InMemoryPublisher
-from eventbus.adapters.memory_repository import InMemoryEntityRepository
+from eventbus.adapters.memory import InMemoryEntityRepository, InMemoryPublisher
 from eventbus.core.callback import CallbackSpec, EntityCallbacks, error_code, safe_error_message
 from eventbus.core.publishing import EventPublisher
 from eventbus.errors import CallbackPayloadError, EntityNotFound, SuccessEventNotPublished
@@ -139,7 +138,7 @@ def test_error_code_and_message_rules() -> None:
 def make_with_outbox(
     *, delete_on_failure: bool = False
 ) -> tuple[EntityCallbacks, InMemoryEntityRepository, InMemoryPublisher, object]:
-    from eventbus.adapters.memory_outbox import InMemoryOutboxStore
+    from eventbus.adapters.memory import InMemoryOutboxStore
     from eventbus.core.outbox import OutboxPublisher, OutboxRelay
 
     repository, transport = InMemoryEntityRepository(), InMemoryPublisher()

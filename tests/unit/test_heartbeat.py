@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from eventbus.celery.heartbeat import Backoff, VisibilityHeartbeat
+from eventbus.celery.transport.heartbeat import Backoff, VisibilityHeartbeat
 
 
 class Clock:

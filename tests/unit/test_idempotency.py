@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from eventbus.adapters.memory_dedup import InMemoryDeduplicationStore
+from eventbus.adapters.memory import InMemoryDeduplicationStore
 from eventbus.core.idempotency import LeaseKeeper, dedup_key, dedup_owner, run_once
 from eventbus.errors import DeduplicationError, DuplicateInProgress
 from eventbus.ports import MAX_ID_LENGTH, Claim

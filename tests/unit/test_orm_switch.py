@@ -14,8 +14,7 @@ from celery import Celery
 from sqlalchemy import String, create_engine
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
 
-from eventbus.adapters.memory import InMemoryPublisher
-from eventbus.adapters.memory_repository import InMemoryEntityRepository
+from eventbus.adapters.memory import InMemoryEntityRepository, InMemoryPublisher
 from eventbus.adapters.sqlalchemy import SqlAlchemyEntityRepository
 from eventbus.celery.tasks import CeleryTaskWithCallback
 from eventbus.container import Container, build_container, set_container

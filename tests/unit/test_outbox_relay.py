@@ -11,11 +11,9 @@ from dataclasses import replace
 
 import pytest
 
-from eventbus.adapters.memory import InMemoryPublisher
-from eventbus.adapters.memory_outbox import InMemoryOutboxStore
-from eventbus.adapters.memory_repository import InMemoryEntityRepository
-from eventbus.adapters.sns import longest_publish_batch
-from eventbus.container import build_container, sns_client
+from eventbus.adapters.aws import longest_publish_batch, sns_client
+from eventbus.adapters.memory import InMemoryEntityRepository, InMemoryOutboxStore, InMemoryPublisher
+from eventbus.container import build_container
 from eventbus.core.envelope import Envelope
 from eventbus.core.outbox import DEFAULT_CLAIM_LEASE, LEASE_MARGIN, OutboxPublisher, OutboxRelay, RelayReport
 from eventbus.core.payload import EventPayload

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from eventbus.adapters.aws import SnsPublisher
 from eventbus.adapters.memory import InMemoryPublisher
-from eventbus.adapters.sns import SnsPublisher
 from eventbus.container import build_container
 from eventbus.settings import EventBusSettings
 
@@ -54,7 +54,7 @@ def test_providers_can_be_overridden_in_tests() -> None:
 
 
 def test_outbox_setting_puts_the_outbox_publisher_in_front_of_the_transport() -> None:
-    from eventbus.adapters.memory_outbox import InMemoryOutboxStore
+    from eventbus.adapters.memory import InMemoryOutboxStore
     from eventbus.core.outbox import OutboxPublisher
 
     container = build_container(EventBusSettings(publisher="memory", outbox="memory"))
@@ -86,8 +86,8 @@ def test_a_missing_dedup_store_or_outbox_is_a_clear_configuration_error() -> Non
 
 
 def test_dedup_store_is_chosen_by_setting() -> None:
-    from eventbus.adapters.memory_dedup import InMemoryDeduplicationStore
-    from eventbus.adapters.redis_dedup import RedisDeduplicationStore
+    from eventbus.adapters.memory import InMemoryDeduplicationStore
+    from eventbus.adapters.redis import RedisDeduplicationStore
 
     assert isinstance(
         build_container(EventBusSettings(dedup_store="memory")).deduplication_store(), InMemoryDeduplicationStore
@@ -97,7 +97,7 @@ def test_dedup_store_is_chosen_by_setting() -> None:
 
 
 def test_the_sns_client_has_explicit_timeouts_and_a_bounded_number_of_attempts(monkeypatch: pytest.MonkeyPatch) -> None:
-    from eventbus.container import sns_client
+    from eventbus.adapters.aws import sns_client
 
     # botocore's defaults (60 s to connect, 60 s to read, retries) let one call outlast an outbox claim's lease
     config = sns_client(EventBusSettings(endpoint_url="http://127.0.0.1:9")).meta.config

@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from eventbus.adapters.memory import InMemoryPublisher
-from eventbus.adapters.memory_outbox import InMemoryOutboxStore
-from eventbus.adapters.sns import SNS_MAX_PAYLOAD_BYTES, SnsPublisher, longest_publish_batch
+from eventbus.adapters.aws import SNS_MAX_PAYLOAD_BYTES, SnsPublisher, longest_publish_batch
+from eventbus.adapters.memory import InMemoryOutboxStore, InMemoryPublisher
 from eventbus.core.envelope import Envelope
 from eventbus.core.outbox import OutboxRelay
 from eventbus.core.payload import EventPayload

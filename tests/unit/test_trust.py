@@ -106,9 +106,9 @@ def test_without_a_key_only_event_task_retries_that_pass_as_events_run(app: Cele
     check_task_message(received(headers_for("order"), [[], good, EMBED]), app.tasks, None)
     with pytest.raises(RefusedTask, match=r"^unauthenticated-task: task 'plain'.*EVENTBUS_SIGNING_KEY"):
         check_task_message(received(headers_for("plain"), [[1], {}, EMBED]), app.tasks, None)
+    # the payload is validated once, where the handler runs (which dead-letters it): not in the trust check
     bad_payload = {"metadata": {"eventName": "orderPlaced"}, "payload": {"order_id": "seven"}}
-    with pytest.raises(RefusedTask, match=r"^invalid-payload"):
-        check_task_message(received(headers_for("order"), [[], bad_payload, EMBED]), app.tasks, None)
+    check_task_message(received(headers_for("order"), [[], bad_payload, EMBED]), app.tasks, None)
     for kwargs in ({"metadata": {"eventName": "x"}, "payload": "text"}, {**good, "extra": 1}, {"payload": {}}):
         with pytest.raises(RefusedTask):
             check_task_message(received(headers_for("order"), [[], kwargs, EMBED]), app.tasks, None)

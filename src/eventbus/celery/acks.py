@@ -1,26 +1,26 @@
 """The acknowledgement seam: delete, release, leave for redelivery, dead-letter an SQS message.
 
-Everything the consumer does to a message's fate goes through :class:`SqsAcknowledger`, so
-batching (``DeleteMessageBatch``, ``ChangeMessageVisibilityBatch``) can replace the calls here
-without touching the routing logic.
+Everything the consumer does to a message's fate goes through :class:`SqsAcknowledger`. It settles a delivery
+through its channel's :class:`~eventbus.ports.DeliverySettlement` (eventbus's transport channel batches deletes and
+releases; kombu's stock SQS channel is adapted by :class:`KombuChannelSettlement`), and makes its own SQS calls (the
+dead-letter copy) through the channel's :class:`~eventbus.adapters.aws.sqs.SqsQueues`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from enum import Enum
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
 from kombu.message import Message
 
-logger = logging.getLogger("eventbus.consumer")
+from eventbus.adapters.aws.sqs import SQS_CALL_ERRORS, SqsQueues
+from eventbus.errors import TransportError
+from eventbus.ports import DeliverySettlement
 
-_DLQ_CACHE_TTL = 60.0
-_TRANSPORT_ERRORS = (ClientError, BotoCoreError, OSError)
+logger = logging.getLogger("eventbus.consumer")
 
 
 class _Copy(Enum):
@@ -48,17 +48,84 @@ def queue_name(message: Message) -> str:
     return str(routing_key) if routing_key else queue_url(message).rstrip("/").rsplit("/", 1)[-1]
 
 
+class SqsSettlement(DeliverySettlement):
+    """A :class:`~eventbus.ports.DeliverySettlement` over a kombu SQS channel, with the channel's SQS queue operations.
+
+    eventbus's transport channel is one; :class:`KombuChannelSettlement` makes kombu's stock channel one.
+    """
+
+    #: The channel's SQS calls and its one cache of queue attributes.
+    sqs_queues: SqsQueues
+
+
+class KombuChannelSettlement(SqsSettlement):
+    """Settlement over kombu's stock SQS channel, for ``SQSConsumer`` run without eventbus's transport: unbatched.
+
+    ``forget`` is kombu's QoS reject without requeue (no SQS call); ``release`` makes one ``ChangeMessageVisibility``
+    call (a failure is logged, and the delivery forgotten all the same); nothing is buffered, so ``flush`` has nothing
+    to send; ``release_held`` releases every delivery the QoS still holds. ``draining`` stays False: calls are
+    synchronous already.
+    """
+
+    def __init__(self, channel: Any) -> None:
+        self.channel = channel
+        self.sqs_queues = SqsQueues(self._sqs_client)
+
+    def _sqs_client(self, queue: str) -> Any:
+        return self.channel.sqs(queue=queue)
+
+    def forget(self, delivery_tag: str) -> None:
+        """Drop the delivery from kombu's QoS without any SQS call."""
+        self.channel.qos.reject(delivery_tag, requeue=False)
+
+    def release(self, delivery_tag: str) -> bool:
+        """``ChangeMessageVisibility`` to 0, then forget the delivery; False if the QoS does not hold it."""
+        try:
+            message = self.channel.qos.get(delivery_tag)
+        except KeyError:
+            return False
+        try:
+            self.sqs_queues.change_visibility(
+                queue_name(message), queue_url(message), message.delivery_info["sqs_message"]["ReceiptHandle"], 0
+            )
+        except TransportError as exc:
+            logger.warning("eventbus: could not release message %s: %s", sqs_message_id(message), exc)
+        self.forget(delivery_tag)
+        return True
+
+    def release_held(self, keep: Callable[[str], bool] | None = None) -> int:
+        """Release every delivery the QoS holds (delivered, not yet settled) except those ``keep`` names."""
+        qos = self.channel.qos
+        held = [tag for tag in list(qos._delivered) if tag not in qos._dirty]
+        return sum(self.release(tag) for tag in held if keep is None or not keep(tag))
+
+    def flush(self) -> None:
+        """Nothing to send: every call of this settlement is made at once."""
+
+
 class SqsAcknowledger:
-    """Decides how an SQS message leaves the consumer's hands."""
+    """Decides how an SQS message leaves the consumer's hands.
+
+    The settlement of a message's channel is chosen once per channel: the channel itself when it is an
+    :class:`SqsSettlement` (eventbus's transport), else a :class:`KombuChannelSettlement` over it.
+    """
 
     def __init__(self) -> None:
-        self._dead_letter_urls: dict[str, tuple[str | None, float]] = {}
         self._executor: ThreadPoolExecutor | None = None
         self._copies: dict[Future[_Copy], Message] = {}
+        self._channel: Any = None
+        self._settlement: SqsSettlement | None = None
+
+    def settlement(self, channel: Any) -> SqsSettlement:
+        """The settlement of ``channel`` (the consumer has one channel at a time: the last one is kept)."""
+        if self._settlement is None or channel is not self._channel:
+            self._settlement = channel if isinstance(channel, SqsSettlement) else KombuChannelSettlement(channel)
+            self._channel = channel
+        return self._settlement
 
     def ack(self, message: Message) -> None:
         """Delete the message (it was handled, or deliberately dropped)."""
-        message.ack_log_error(logger, _TRANSPORT_ERRORS)  # type: ignore[no-untyped-call]
+        message.ack_log_error(logger, SQS_CALL_ERRORS)  # type: ignore[no-untyped-call]
 
     def leave_for_redelivery(self, message: Message) -> None:
         """Forget the message locally without touching SQS.
@@ -67,45 +134,13 @@ class SqsAcknowledger:
         to the dead-letter queue after ``maxReceiveCount`` receives. No hot loop: the retry
         delay is the visibility timeout.
         """
-        channel = message.channel
-        if hasattr(channel, "forget"):  # eventbus's transport: also resumes polling on the freed slot
-            channel.forget(message.delivery_tag)
-        else:
-            channel.qos.reject(message.delivery_tag, requeue=False)
+        self.settlement(message.channel).forget(message.delivery_tag)
         message._state = "REJECTED"
 
     def release(self, message: Message) -> None:
         """Make the message visible again now (visibility 0), for another consumer to take."""
-        if hasattr(message.channel, "release"):  # eventbus's transport batches it
-            message.channel.release(message.delivery_tag)
-            message._state = "REJECTED"
-            return
-        try:
-            client = message.channel.sqs(queue=queue_name(message))
-            client.change_message_visibility(
-                QueueUrl=queue_url(message),
-                ReceiptHandle=message.delivery_info["sqs_message"]["ReceiptHandle"],
-                VisibilityTimeout=0,
-            )
-        except _TRANSPORT_ERRORS as exc:
-            logger.warning("eventbus: could not release message %s: %s", sqs_message_id(message), exc)
-        self.leave_for_redelivery(message)
-
-    def reject_callback(self, message: Message) -> Any:
-        """A replacement for ``message.reject_log_error`` that never deletes the message.
-
-        kombu's SQS channel deletes a message rejected without requeue when its queue has no
-        redrive policy, which would lose a failed event; here a failed event is left for
-        redelivery and a lost worker's event is released at once.
-        """
-
-        def reject_log_error(_logger: Any, _errors: Any, requeue: bool = False) -> None:
-            if requeue:
-                self.release(message)
-            else:
-                self.leave_for_redelivery(message)
-
-        return reject_log_error
+        self.settlement(message.channel).release(message.delivery_tag)
+        message._state = "REJECTED"
 
     def dead_letter(self, message: Message, reason: str) -> None:
         """Move the message to its queue's dead-letter queue, with the reason attached.
@@ -116,11 +151,12 @@ class SqsAcknowledger:
         stop the loop (and the visibility heartbeat with it). Until the copy is done the message stays held, and
         extended, so no other consumer receives it meanwhile; it is deleted (or left) back on the loop.
         """
-        hub = getattr(message.channel, "hub", None)
-        if hub is None or getattr(message.channel, "draining", False):
-            self._finish(message, self._copy(message, reason))
+        settlement = self.settlement(message.channel)
+        hub = message.channel.hub
+        if hub is None or settlement.draining:
+            self._finish(message, self._copy(settlement.sqs_queues, message, reason))
             return
-        future = self._copier().submit(self._copy, message, reason)
+        future = self._copier().submit(self._copy, settlement.sqs_queues, message, reason)
         self._copies[future] = message
         future.add_done_callback(lambda done: hub.call_soon(self._on_copied, done))
 
@@ -148,12 +184,13 @@ class SqsAcknowledger:
             if message is not None:
                 self._finish(message, future.result())
 
-    def _copy(self, message: Message, reason: str) -> _Copy:
+    @staticmethod
+    def _copy(queues: SqsQueues, message: Message, reason: str) -> _Copy:
         """Copy the message to its dead-letter queue (blocking SQS calls; any thread)."""
         message_id, source = sqs_message_id(message), queue_name(message)
         try:
-            target = self._dead_letter_url(message)
-        except _TRANSPORT_ERRORS as exc:
+            target = queues.dead_letter_url(source, queue_url(message))
+        except TransportError as exc:
             logger.error("eventbus: cannot find dead-letter queue of %s (%s); message %s left", source, exc, message_id)
             return _Copy.FAILED
         if target is None:
@@ -162,16 +199,8 @@ class SqsAcknowledger:
         if not isinstance(body, str):
             body = message.body.decode("utf-8", "replace") if isinstance(message.body, bytes) else str(message.body)
         try:
-            message.channel.sqs(queue=source).send_message(
-                QueueUrl=target,
-                MessageBody=body,
-                MessageAttributes={
-                    "eventbus-reason": {"DataType": "String", "StringValue": reason[:1000] or "unknown"},
-                    "eventbus-source-queue": {"DataType": "String", "StringValue": source},
-                    "eventbus-source-message-id": {"DataType": "String", "StringValue": message_id},
-                },
-            )
-        except _TRANSPORT_ERRORS as exc:
+            queues.send_to_dead_letter(source, target, body, message_id, reason)
+        except TransportError as exc:
             logger.error(
                 "eventbus: could not copy message %s from %s to its dead-letter queue (%s); left for SQS redrive",
                 message_id,
@@ -195,20 +224,3 @@ class SqsAcknowledger:
                 sqs_message_id(message),
             )
         self.ack(message)
-
-    def _dead_letter_url(self, message: Message) -> str | None:
-        url = queue_url(message)
-        cached = self._dead_letter_urls.get(url)
-        now = time.monotonic()
-        if cached is not None and now - cached[1] < _DLQ_CACHE_TTL:
-            return cached[0]
-        client = message.channel.sqs(queue=queue_name(message))
-        attributes = client.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"]).get("Attributes", {})
-        target: str | None = None
-        policy = attributes.get("RedrivePolicy")
-        if policy:
-            arn = json.loads(policy)["deadLetterTargetArn"]
-            _, _, _, _, account, name = arn.split(":", 5)
-            target = client.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
-        self._dead_letter_urls[url] = (target, now)
-        return target

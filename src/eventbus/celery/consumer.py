@@ -31,6 +31,7 @@ from pydantic import SecretStr
 from vine import promise
 
 from eventbus.celery.acks import SqsAcknowledger, queue_name, sqs_message_id
+from eventbus.celery.outcomes import Rejection
 from eventbus.celery.redaction import REDACTOR, install
 from eventbus.celery.subscribe import subscriptions_of
 from eventbus.celery.trust import check_task_message
@@ -39,6 +40,7 @@ from eventbus.core.envelope import MAX_MESSAGE_BYTES
 from eventbus.core.redaction import sensitive_values_in_body, sensitive_values_of
 from eventbus.core.registry import SubscriptionRegistry
 from eventbus.errors import RefusedTask
+from eventbus.ports import DeliverySettlement
 
 logger = logging.getLogger("eventbus.consumer")
 
@@ -122,7 +124,10 @@ class EventRouter:
             if isinstance(headers, dict) and "task" in headers:
                 return self._run_task_message(message, run_task_message)
             body = raw_body(message)
-            decision = decide(body, self.registry, max_bytes=self.max_bytes, unsubscribed=self.unsubscribed)
+            # the payload is validated once, in the pool process that runs its handler (core/dispatch.py)
+            decision = decide(
+                body, self.registry, max_bytes=self.max_bytes, unsubscribed=self.unsubscribed, validate_payload=False
+            )
             if decision.envelope is not None:
                 secrets = sensitive_values_of(decision.envelope)
             else:
@@ -159,13 +164,13 @@ class EventRouter:
                 self._dead_letter(message, str(refused))
                 return None
         # a failed task (a retried event's last attempt included) is never deleted, whatever the queue's redrive
-        message.reject_log_error = self.acknowledger.reject_callback(message)  # type: ignore[method-assign]
+        message.reject_log_error = Rejection(self.acknowledger, message)  # type: ignore[method-assign]
         return run_task_message(message)
 
     def _settle(self, message: Message, decision: Decision, run_task_message: Callable[[Message], Any]) -> Any:
         if decision.fate is Fate.DISPATCH:
             _as_task_message(message, decision)
-            message.reject_log_error = self.acknowledger.reject_callback(message)  # type: ignore[method-assign]
+            message.reject_log_error = Rejection(self.acknowledger, message)  # type: ignore[method-assign]
             return run_task_message(message)
         if decision.fate is Fate.DROP:
             logger.info(
@@ -204,8 +209,9 @@ def raw_body(message: Message) -> str | bytes:
 class SQSConsumer(Consumer):  # type: ignore[misc]
     """Celery's consumer, plus raw events from SNS/SQS routed to ``@subscribe`` tasks.
 
-    Reads ``eventbus_max_message_bytes`` and ``eventbus_unsubscribed`` from the app's configuration (set by
-    :func:`eventbus.celery.configure` from ``EVENTBUS_MAX_MESSAGE_BYTES`` and ``EVENTBUS_UNSUBSCRIBED``).
+    Reads the process's container settings (the ones :func:`eventbus.celery.configure` read):
+    ``EVENTBUS_MAX_MESSAGE_BYTES``, ``EVENTBUS_UNSUBSCRIBED``, ``EVENTBUS_SIGNING_KEY``; refuses to start on wiring
+    that would misbehave silently (:func:`eventbus.container.check_wiring`).
     """
 
     def build_registry(self) -> SubscriptionRegistry:
@@ -224,8 +230,13 @@ class SQSConsumer(Consumer):  # type: ignore[misc]
             "eventbus: consuming events %s",
             ", ".join(f"{name} -> {sub.handler}" for name, sub in sorted(registry.items())) or "(none subscribed)",
         )
-        conf = self.app.conf
-        signing_key = conf.get("eventbus_signing_key")
+        from eventbus.celery.tasks import CeleryTaskWithCallback
+        from eventbus.container import check_wiring, get_container
+
+        container = get_container()
+        settings = container.settings()
+        check_wiring(container, [t.orm for t in self.app.tasks.values() if isinstance(t, CeleryTaskWithCallback)])
+        signing_key = settings.signing_key
         logger.info(
             "eventbus: task messages on the queue run %s",
             "when signed with EVENTBUS_SIGNING_KEY"
@@ -236,8 +247,8 @@ class SQSConsumer(Consumer):  # type: ignore[misc]
         router = EventRouter(
             registry,
             self._eventbus_acknowledger,
-            max_bytes=int(conf.get("eventbus_max_message_bytes") or MAX_MESSAGE_BYTES),
-            unsubscribed=Fate(conf.get("eventbus_unsubscribed") or Fate.DROP),
+            max_bytes=settings.max_message_bytes,
+            unsubscribed=Fate(settings.unsubscribed),
             tasks=self.app.tasks,
             signing_key=signing_key,
             withdraw=self._withdraw,
@@ -276,11 +287,12 @@ class SQSConsumer(Consumer):  # type: ignore[misc]
         if released:
             logger.info("eventbus: %s: released %d prefetched message(s) that had not started", why, released)
 
-    def _eventbus_channel(self) -> Any:
+    def _eventbus_channel(self) -> DeliverySettlement | None:
+        """The consuming channel when it is eventbus's transport channel (a :class:`DeliverySettlement`), else None."""
         channel = getattr(self.task_consumer, "channel", None)
-        return channel if hasattr(channel, "release_held") else None
+        return channel if isinstance(channel, DeliverySettlement) else None
 
-    def _release_unstarted(self, channel: Any) -> int:
+    def _release_unstarted(self, channel: DeliverySettlement) -> int:
         """Release the messages of requests waiting for a pool process; they never started, so none runs twice."""
         waiting: list[Any] = []
         # prefork with the event loop queues requests for a busy pool on the worker's semaphore...

@@ -113,3 +113,18 @@ class EventRequest(Request):  # type: ignore[misc]
             if secrets:
                 fields = {key: secrets.redact(v) if isinstance(v, str) else v for key, v in fields.items()}
         super().send_event(type, **fields)
+
+    def on_failure(self, exc_info: Any, send_failed_event: bool = True, return_ok: bool = False) -> None:
+        """Celery's failure handling; a task that raised :class:`~eventbus.celery.outcomes.DeadLetter` has its
+        message dead-lettered with the reason when Celery rejects it."""
+        from billiard.einfo import ExceptionWithTraceback
+
+        from eventbus.celery.outcomes import DeadLetter, Rejection
+
+        exc = exc_info.exception
+        if isinstance(exc, ExceptionWithTraceback):
+            exc = exc.exc
+        rejection = getattr(self.message, "reject_log_error", None)  # Celery wraps it in a promise as _on_reject
+        if isinstance(exc, DeadLetter) and isinstance(rejection, Rejection):
+            rejection.dead_letter_reason = str(exc.reason or "rejected by its task")
+        super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)

@@ -11,14 +11,15 @@ from typing import Any, TypeVar, overload
 from celery import Task, shared_task
 from celery.exceptions import Reject
 
+from eventbus.celery.outcomes import DeadLetter
 from eventbus.celery.redaction import REDACTOR, ensure_installed, safe_kwargs_repr, secrets_of_kwargs
 from eventbus.core.envelope import Metadata
 from eventbus.core.idempotency import LeaseKeeper, dedup_key, dedup_owner, run_once
 from eventbus.core.naming import event_name_from_function_name
 from eventbus.core.payload import EventPayload
-from eventbus.core.registry import Subscription
+from eventbus.core.registry import Subscription, validate_payload
 from eventbus.core.tracing import handling
-from eventbus.errors import DuplicateInProgress
+from eventbus.errors import DuplicateInProgress, EnvelopeError
 from eventbus.ports import Claim
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -99,7 +100,11 @@ def _runner(fn: Callable[..., Any], payload_cls: type[EventPayload] | None, bind
         metadata = raw_metadata if isinstance(raw_metadata, Metadata) else Metadata.model_validate(raw_metadata or {})
         payload = kwargs.pop("payload", None)
         if payload_cls is not None and isinstance(payload, dict):
-            payload = payload_cls.model_validate(payload)
+            # the one validation of this event (the consumer leaves it to the process that runs the handler)
+            try:
+                payload = validate_payload(payload_cls, payload)
+            except EnvelopeError as exc:
+                raise DeadLetter(str(exc)) from None
 
         def handle() -> Any:
             with handling(metadata):

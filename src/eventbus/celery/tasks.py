@@ -8,6 +8,10 @@ success payload is built from the instance loaded with ``task.get_instance(**loo
 instance is deleted if ``delete_on_success``, and the success event is published *after the
 commit*. On the final failure (not on retries) the failure event is published with
 ``errorCode`` and ``errorOrigin``, after deleting the instance if ``delete_on_failure``.
+
+The repository and the publisher come from the container's providers (:func:`eventbus.container.repository_for`,
+``event_publisher``); with the outbox on, the outbox store must join the repository's transactions (both declare
+their ``orm``), or the task refuses to run with a :class:`~eventbus.errors.ConfigurationError`.
 """
 
 from __future__ import annotations
@@ -18,11 +22,14 @@ from celery import Task
 
 from eventbus.core.callback import CallbackSpec, EntityCallbacks
 from eventbus.core.payload import EventFailPayload, EventPayload
+from eventbus.errors import ConfigurationError
 from eventbus.ports import EntityRepository
+
+__all__ = ["CeleryTaskWithCallback", "DjangoCeleryTaskWithCallback", "SQLAlchemyCeleryTaskWithCallback"]
 
 
 class CeleryTaskWithCallback(Task):  # type: ignore[misc]
-    """Generic callback task: the repository is the container's ``repository`` (chosen by settings)."""
+    """Generic callback task: the repository is the container's ``repository`` (``EVENTBUS_REPOSITORY``)."""
 
     #: The entity class the repository loads (a Django model, a mapped class, ...).
     model: Any = None
@@ -34,15 +41,14 @@ class CeleryTaskWithCallback(Task):  # type: ignore[misc]
     delete_on_success: bool = False
     #: Delete the instance after the final failure (in a transaction of its own).
     delete_on_failure: bool = False
-    #: Which container provider supplies the repository.
-    repository_provider: ClassVar[str] = "repository"
+    #: The ORM this task's model belongs to (``None``: whichever ``EVENTBUS_REPOSITORY`` names).
+    orm: ClassVar[str | None] = None
 
     def repository(self) -> EntityRepository:
-        """The repository from the process-wide container."""
-        from eventbus.container import get_container
+        """The repository from the process's container (:func:`eventbus.container.repository_for`)."""
+        from eventbus.container import get_container, repository_for
 
-        repository: EntityRepository = getattr(get_container(), self.repository_provider)()
-        return repository
+        return repository_for(get_container(), self.orm)
 
     def _callbacks(self) -> EntityCallbacks:
         callbacks: EntityCallbacks | None = getattr(self.request, "eventbus_callbacks", None)
@@ -50,11 +56,15 @@ class CeleryTaskWithCallback(Task):  # type: ignore[misc]
             from eventbus.container import get_container
 
             container = get_container()
+            repository = self.repository()
+            publisher = container.event_publisher()
+            if publisher.port.transactional:
+                _check_same_transactions(repository, container.outbox_store())
             spec = CallbackSpec(
                 self.model, self.payload_cls, self.exception_payload_cls, self.delete_on_success, self.delete_on_failure
             )
             origin = f"{container.settings().service}.{self.name}"
-            callbacks = EntityCallbacks(spec, self.repository(), container.event_publisher(), origin=origin)
+            callbacks = EntityCallbacks(spec, repository, publisher, origin=origin)
             self.request.eventbus_callbacks = callbacks
         return callbacks
 
@@ -81,16 +91,22 @@ class CeleryTaskWithCallback(Task):  # type: ignore[misc]
         super().on_failure(exc, task_id, args, kwargs, einfo)
 
 
+def _check_same_transactions(repository: EntityRepository, outbox: Any) -> None:
+    """An outbox must join the repository's transactions, or events commit apart from the work they report."""
+    if repository.orm and outbox.orm and repository.orm != outbox.orm:
+        raise ConfigurationError(
+            f"the outbox ({type(outbox).__name__}, {outbox.orm}) does not join the transactions of the repository "
+            f"({type(repository).__name__}, {repository.orm}): set EVENTBUS_OUTBOX={repository.orm}"
+        )
+
+
 class DjangoCeleryTaskWithCallback(CeleryTaskWithCallback):
     """The callback task bound to the Django ORM repository."""
 
-    repository_provider: ClassVar[str] = "django_repository"
+    orm: ClassVar[str | None] = "django"
 
 
 class SQLAlchemyCeleryTaskWithCallback(CeleryTaskWithCallback):
     """The callback task bound to the SQLAlchemy repository (session factory from ``EVENTBUS_DATABASE_URL``)."""
 
-    repository_provider: ClassVar[str] = "sqlalchemy_repository"
-
-
-__all__ = ["CeleryTaskWithCallback", "DjangoCeleryTaskWithCallback", "SQLAlchemyCeleryTaskWithCallback"]
+    orm: ClassVar[str | None] = "sqlalchemy"

@@ -11,8 +11,8 @@ only if:
    app configured with ``EVENTBUS_SIGNING_KEY`` gets (:func:`install_signing`; over the task name, id, ETA, expiry
    and the serialized body);
 3. or, when the worker has no signing key, it is a retry of a ``@subscribe`` task whose keyword arguments pass the
-   checks an event would (a valid envelope, the handler's payload class): such a message can do no more than
-   publishing that event can.
+   checks an event would (a valid envelope here; the handler's payload class where the handler runs, which
+   dead-letters a payload that fails it): such a message can do no more than publishing that event can.
 
 Anything else is dead-lettered with its reason (``invalid-task-message``, ``unregistered-task``,
 ``unauthenticated-task``). Only JSON is accepted (``configure()`` pins ``accept_content``), so pickle and YAML never
@@ -143,7 +143,8 @@ def check_task_message(message: Message, tasks: Mapping[str, Any], key: SecretSt
     if args or set(kwargs) != {"metadata", "payload"}:
         raise RefusedTask("invalid-task-message: an event task takes exactly 'metadata' and 'payload'")
     try:
-        subscription.validate_payload(envelope_from_mapping(kwargs))
+        # the envelope is checked here; the payload where the handler runs (once, as for any event)
+        envelope_from_mapping(kwargs)
     except EnvelopeError as exc:
         raise RefusedTask(str(exc)) from None
 

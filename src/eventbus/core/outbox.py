@@ -10,7 +10,7 @@ Rows are claimed before they are sent (``claim`` sets a token and a lease), so t
 loops never send one row twice; only a relay that dies between the transport's acceptance and the delete leaves a row
 to be sent again when its lease ends (at-least-once). That holds only while a pass ends within its lease: a relay is
 told the longest its transport's ``publish_batch`` of ``batch_size`` events can take (``longest_publish``: calls x
-attempts x timeouts, see :func:`eventbus.adapters.sns.longest_publish_batch`), derives its lease from it (at least
+attempts x timeouts, see :func:`eventbus.adapters.aws.sns.longest_publish_batch`), derives its lease from it (at least
 :data:`DEFAULT_CLAIM_LEASE`) and refuses, with :class:`ConfigurationError`, a lease shorter than that plus
 :data:`LEASE_MARGIN`.
 

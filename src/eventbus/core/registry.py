@@ -28,12 +28,21 @@ class Subscription:
         """
         if self.payload_cls is None:
             return None
-        try:
-            return self.payload_cls.model_validate(envelope.payload)
-        except ValidationError as exc:
-            raise EnvelopeError(
-                EnvelopeRejection.INVALID_PAYLOAD, describe_validation_error(exc, "payload", self.payload_cls)
-            ) from None
+        return validate_payload(self.payload_cls, envelope.payload)
+
+
+def validate_payload(payload_cls: type[EventPayload], data: object) -> EventPayload:
+    """``data`` validated as ``payload_cls``.
+
+    Raises:
+        EnvelopeError: with reason ``invalid-payload``, naming fields, not values.
+    """
+    try:
+        return payload_cls.model_validate(data)
+    except ValidationError as exc:
+        raise EnvelopeError(
+            EnvelopeRejection.INVALID_PAYLOAD, describe_validation_error(exc, "payload", payload_cls)
+        ) from None
 
 
 class SubscriptionRegistry(Mapping[str, Subscription]):

@@ -22,7 +22,7 @@ from eventbus.payload import EventFailPayload, EventPayload
 from eventbus.settings import EventBusSettings
 
 app = Celery("core")
-configure(app, EventBusSettings())  # SQS broker, the service's queue, worker_consumer = SQSConsumer
+configure(app)  # SQS broker, the service's queue, worker_consumer = SQSConsumer
 
 
 @subscribe(bind=True, name="SomeTrickyName")

@@ -65,13 +65,21 @@ class LocalStack:
         self.dead_letter_url = ""
 
     def __enter__(self) -> LocalStack:
-        from eventbus.emulator import EmulatorServer, provision
+        from eventbus.adapters.aws import provision
+        from eventbus.emulator import EmulatorServer
 
         print(f"== starting the embedded SNS/SQS emulator on port {self.port or '(any free)'}", flush=True)
         self.server = EmulatorServer(port=self.port).start()
         try:
             endpoint = self.server.endpoint_url
-            done = provision(endpoint, topic=TOPIC, queues=(QUEUE,), max_receive_count=2, visibility_timeout=5)
+            done = provision(
+                self.server.client("sns"),
+                self.server.client("sqs"),
+                topic=TOPIC,
+                queues=(QUEUE,),
+                max_receive_count=2,
+                visibility_timeout=5,
+            )
             queue = done.queues[QUEUE]
             self.topic_arn, self.dead_letter_url = done.topic_arn, queue.dead_letter_url
             print(f"== emulator at {endpoint}; topic {done.topic_arn}", flush=True)

@@ -1,6 +1,8 @@
-"""The embedded SNS/SQS emulator (moto in server mode) and provisioning."""
+"""The embedded SNS/SQS emulator (moto in server mode); it provisions through :mod:`eventbus.adapters.aws`.
 
-from eventbus.emulator.provision import Provisioned, ProvisionedQueue, provision
+Needs moto (the ``emulator`` extra: ``pip install 'eventbus[emulator]'``).
+"""
+
 from eventbus.emulator.server import EMULATOR_ACCOUNT_ID, EmulatorServer
 
-__all__ = ["EMULATOR_ACCOUNT_ID", "EmulatorServer", "Provisioned", "ProvisionedQueue", "provision"]
+__all__ = ["EMULATOR_ACCOUNT_ID", "EmulatorServer"]

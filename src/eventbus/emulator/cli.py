@@ -19,14 +19,14 @@ def run_emulator(argv: list[str] | None = None) -> int:
     parser.add_argument("--queue", action="append", dest="queues", help="queue to create and subscribe (repeatable)")
     args = parser.parse_args(argv)
 
-    from eventbus.emulator.provision import provision
+    from eventbus.adapters.aws import provision
     from eventbus.emulator.server import EmulatorServer
 
     server = EmulatorServer(host=args.host, port=args.port, region=args.region).start()
     print(f"SNS/SQS emulator on {server.endpoint_url} (region {args.region}, account {server.account_id})", flush=True)
     if args.provision:
         done = provision(
-            server.endpoint_url, region=args.region, topic=args.topic, queues=args.queues or ["queue_name"]
+            server.client("sns"), server.client("sqs"), topic=args.topic, queues=args.queues or ["queue_name"]
         )
         print(f"topic  {done.topic_arn}")
         for queue in done.queues.values():

@@ -81,6 +81,21 @@ class EmulatorServer:
         """The URL clients use, e.g. ``http://127.0.0.1:4566``."""
         return f"http://{self.host}:{self.port}"
 
+    def client(self, service: str) -> Any:
+        """A boto3 client for ``service`` (``"sns"``, ``"sqs"``) on this emulator, in its region.
+
+        The emulator accepts any credentials; these clients carry ``test``/``test`` so that none are looked up.
+        """
+        from eventbus.adapters.aws.clients import boto_client
+
+        return boto_client(
+            service,
+            region=self.region,
+            endpoint_url=self.endpoint_url,
+            access_key_id="test",
+            secret_access_key="test",
+        )
+
     def start(self, timeout: float = 15.0) -> EmulatorServer:
         """Start serving and wait until the server answers HTTP.
 
@@ -90,7 +105,10 @@ class EmulatorServer:
         # moto reads the account per request from the environment, before any header or key.
         os.environ["MOTO_ACCOUNT_ID"] = self.account_id
         os.environ.setdefault("AWS_DEFAULT_REGION", self.region)
-        from moto.server import ThreadedMotoServer
+        try:
+            from moto.server import ThreadedMotoServer
+        except ImportError as exc:
+            raise ImportError("the embedded emulator needs moto: pip install 'eventbus[emulator]'") from exc
 
         _patch_sns_subscribe()
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:

@@ -5,6 +5,11 @@ Django app ``eventbus.adapters.django_orm`` (label ``eventbus``): add it to ``IN
 ``manage.py migrate``.
 """
 
+try:
+    import django as _django  # noqa: F401  (fail here, naming the extra, rather than deep inside a module)
+except ImportError as exc:
+    raise ImportError("eventbus's Django adapter needs the django package: pip install 'eventbus[django]'") from exc
+
 from eventbus.adapters.django_orm.repository import DjangoEntityRepository
 
 __all__ = ["DjangoEntityRepository"]

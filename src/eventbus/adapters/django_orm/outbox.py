@@ -22,6 +22,8 @@ class DjangoOutboxStore(OutboxStore):
     ``claim`` and the bookkeeping run in their own short transactions, after the caller's has committed.
     """
 
+    orm = "django"
+
     def __init__(self, using: str = "default") -> None:
         self.using = using
 

@@ -16,6 +16,8 @@ from eventbus.ports import EntityRepository
 class DjangoEntityRepository(EntityRepository):
     """Entities of Django models, on one database alias (``default`` unless given)."""
 
+    orm = "django"
+
     def __init__(self, using: str = "default") -> None:
         self.using = using
 

@@ -26,6 +26,8 @@ class SqlAlchemyOutboxStore(OutboxStore):
     ``claim`` and the bookkeeping always use short transactions of their own.
     """
 
+    orm = "sqlalchemy"
+
     def __init__(
         self, session_factory: sessionmaker[Session], repository: SqlAlchemyEntityRepository | None = None
     ) -> None:

@@ -18,6 +18,8 @@ from eventbus.ports import EntityRepository
 class SqlAlchemyEntityRepository(EntityRepository):
     """Entities of mapped classes. ``atomic()`` opens a session and transaction (or joins the open one)."""
 
+    orm = "sqlalchemy"
+
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self.session_factory = session_factory
         self._current: ContextVar[tuple[Session, list[Callable[[], None]]] | None] = ContextVar(

@@ -14,6 +14,8 @@ from eventbus.ports import EntityRepository
 class InMemoryEntityRepository(EntityRepository):
     """Entities kept per model class in dicts keyed by ``id_field``; ``add()`` stores one."""
 
+    orm = "memory"
+
     def __init__(self, id_field: str = "id") -> None:
         self.id_field = id_field
         self._tables: dict[Any, dict[str, Any]] = {}

@@ -38,6 +38,8 @@ class InMemoryOutboxStore(OutboxStore):
     time in seconds for leases and retry delays (tests may pass a fake one).
     """
 
+    orm = "memory"
+
     def __init__(self, repository: EntityRepository | None = None, clock: Callable[[], float] = time.time) -> None:
         self.repository = repository
         self.clock = clock

@@ -1,11 +1,21 @@
-"""Create a topic, queues with dead-letter queues, and the subscriptions: idempotent, on any SNS/SQS endpoint."""
+"""Create a topic, queues with dead-letter queues, and the subscriptions: idempotent, on AWS or any SNS/SQS endpoint.
+
+:func:`provision` works through the boto3 clients it is given, so it runs against real AWS with whatever
+credentials those clients carry (build them with :func:`eventbus.adapters.aws.clients.boto_client`, or from settings
+with :func:`~eventbus.adapters.aws.clients.sns_client` / :func:`~eventbus.adapters.aws.clients.sqs_client`) as well
+as against an emulator.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sqs import SQSClient
 
 
 @dataclass(frozen=True)
@@ -28,18 +38,6 @@ class Provisioned:
     queues: dict[str, ProvisionedQueue] = field(default_factory=dict)
 
 
-def _clients(endpoint_url: str, region: str) -> tuple[Any, Any]:
-    import boto3
-
-    kwargs: dict[str, Any] = {
-        "endpoint_url": endpoint_url,
-        "region_name": region,
-        "aws_access_key_id": "test",
-        "aws_secret_access_key": "test",
-    }
-    return boto3.client("sns", **kwargs), boto3.client("sqs", **kwargs)
-
-
 def _queue(sqs: Any, name: str, attributes: dict[str, str]) -> tuple[str, str]:
     url = sqs.create_queue(QueueName=name)["QueueUrl"]
     if attributes:
@@ -50,9 +48,9 @@ def _queue(sqs: Any, name: str, attributes: dict[str, str]) -> tuple[str, str]:
 
 
 def provision(
-    endpoint_url: str,
+    sns: SNSClient,
+    sqs: SQSClient,
     *,
-    region: str = "eu-west-2",
     topic: str = "local_sns",
     queues: Sequence[str] = ("queue_name",),
     dead_letter_suffix: str = "__dlq",
@@ -61,8 +59,8 @@ def provision(
     raw_delivery: bool = False,
 ) -> Provisioned:
     """Create ``topic`` and, for each queue, the queue, its dead-letter queue with a redrive policy, and the
-    subscription. Safe to call again: existing resources are reused and their attributes updated."""
-    sns, sqs = _clients(endpoint_url, region)
+    subscription, through these clients (their region, endpoint and credentials). Safe to call again: existing
+    resources are reused and their attributes updated."""
     topic_arn = sns.create_topic(Name=topic)["TopicArn"]
     result: dict[str, ProvisionedQueue] = {}
     for name in queues:

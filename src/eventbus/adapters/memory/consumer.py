@@ -1,53 +1,25 @@
-"""In-memory adapters: a publisher that records, a queue with SQS-like redelivery, a synchronous consumer.
+"""The in-memory queue (SQS-like redelivery and redrive) and the synchronous consumer that drains it.
 
-Meant for tests and for services that want to run without a broker; they pass the same
-contract suites as the SNS/SQS adapters.
+Meant for tests and for services that want to run without a broker; the consumer passes the same contract suite as
+``SQSConsumer`` in a Celery worker.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from eventbus.core.dispatch import Fate, decide
-from eventbus.core.envelope import MAX_MESSAGE_BYTES, Envelope, Metadata
+from eventbus.core.envelope import MAX_MESSAGE_BYTES, Metadata
 from eventbus.core.registry import SubscriptionRegistry
 from eventbus.core.tracing import handling
-from eventbus.errors import PublishError
-from eventbus.ports import Publisher
 
 logger = logging.getLogger("eventbus.consumer")
 
 #: A handler as the in-memory consumer calls it: the payload (dict, or the declared class) and metadata.
 Handler = Callable[[object, Metadata], object]
-
-
-class InMemoryPublisher(Publisher):
-    """Records every published envelope in :attr:`published`, in order; optionally forwards JSON to queues."""
-
-    def __init__(self, *, fail_with: str | None = None) -> None:
-        self.published: list[Envelope] = []
-        self.subscribers: list[InMemoryQueue] = []
-        #: When set, every publish raises :class:`PublishError` with this text (to test failure paths).
-        self.fail_with = fail_with
-        self._ids = itertools.count(1)
-
-    def publish(self, envelope: Envelope) -> str:
-        """Record one envelope (and copy it to subscribed queues)."""
-        if self.fail_with is not None:
-            raise PublishError(self.fail_with)
-        self.published.append(envelope)
-        for queue in self.subscribers:
-            queue.send(envelope.to_json())
-        return f"memory-{next(self._ids)}"
-
-    def publish_batch(self, envelopes: Sequence[Envelope]) -> list[str]:
-        """Record several envelopes; all or nothing."""
-        if self.fail_with is not None:
-            raise PublishError(self.fail_with, failed_ids=tuple(str(i) for i in range(len(envelopes))))
-        return [self.publish(envelope) for envelope in envelopes]
 
 
 @dataclass
