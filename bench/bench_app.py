@@ -3,12 +3,14 @@
 Settings come from ``EVENTBUS_*``. ``BENCH_STOCK=all`` puts back Celery's own consumer and kombu's own SQS
 transport (``transport``: only the transport); ``BENCH_PREFETCH`` and ``BENCH_POLLING_INTERVAL`` tune the
 worker. Each handled message increments the Redis counter ``BENCH_COUNTER``; the worker's main process writes its
-SQS request counts to ``BENCH_CALLS`` at shutdown.
+SQS request counts to ``BENCH_CALLS`` at shutdown. ``BENCH_LOG`` names a file that gets the consumer's log lines from
+INFO up (its "dropped message" lines among them), whatever the worker's ``-l``, and only that file.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections import Counter
 from typing import Any
@@ -29,6 +31,14 @@ if os.environ.get("BENCH_STOCK") in {"consumer", "all"}:
     app.conf.worker_consumer = "celery.worker.consumer:Consumer"
 if os.environ.get("BENCH_STOCK") in {"transport", "all"}:
     app.conf.broker_transport = None  # kombu's own SQS transport, from the sqs:// URL
+
+if "BENCH_LOG" in os.environ:
+    _consumer_log = logging.getLogger("eventbus.consumer")
+    _file = logging.FileHandler(os.environ["BENCH_LOG"])
+    _file.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    _consumer_log.addHandler(_file)
+    _consumer_log.setLevel(logging.INFO)
+    _consumer_log.propagate = False  # not thousands of drop lines on the console
 
 _redis = redis.Redis.from_url(os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/0"))
 _counter = os.environ.get("BENCH_COUNTER", "bench")

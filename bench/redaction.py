@@ -8,7 +8,7 @@ lines each, as a worker writes them at DEBUG) are redacted, and one 160-characte
 (copied below: a snapshot of every held value, ``value in text`` for each of them) and the new one in the same run;
 the new one twice, with its default bound on recent values and with every value kept, to show the cost of a line
 does not depend on how many are held. Then the cost of collecting and holding one maximal personal payload
-(256 KiB of short leaves), per kind of text. No network, no worker: CPU only.
+(``MAX_MESSAGE_BYTES``, 1 MiB, of short leaves), per kind of text. No network, no worker: CPU only.
 """
 
 from __future__ import annotations

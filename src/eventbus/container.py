@@ -69,7 +69,12 @@ def _sqlalchemy_repository(sessions: Any) -> Any:
 def _sns_publisher(settings: EventBusSettings) -> Any:
     from eventbus.adapters.aws import SnsPublisher, sns_client
 
-    return SnsPublisher(sns_client(settings), topic_arn=settings.topic_arn, topic_name=settings.topic)
+    return SnsPublisher(
+        sns_client(settings),
+        topic_arn=settings.topic_arn,
+        topic_name=settings.topic,
+        max_message_bytes=settings.max_message_bytes,
+    )
 
 
 def _sns_longest_publish(settings: EventBusSettings) -> float:

@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any, ClassVar, Final
 
 from eventbus.core.envelope import Envelope
+from eventbus.core.topology import Change, Deployed, Topology
 
 __all__ = [
     "MAX_ID_LENGTH",
@@ -27,6 +28,7 @@ __all__ = [
     "OutboxItem",
     "OutboxStore",
     "Publisher",
+    "TopologyStore",
 ]
 
 #: The longest deduplication key or owner a store must accept (the SQL stores' columns).
@@ -271,3 +273,24 @@ class DeliverySettlement(ABC):
     @abstractmethod
     def flush(self) -> None:
         """Send every buffered delete and visibility change now, synchronously."""
+
+
+class TopologyStore(ABC):
+    """Reads and changes the topics, queues, subscriptions and policies a :class:`~eventbus.core.topology.Topology`
+    names. Credentials and region are the adapter's (boto3's chain for AWS); an emulator is just an endpoint."""
+
+    @abstractmethod
+    def read(self, topology: Topology) -> Deployed:
+        """What is deployed of ``topology``: its topics, queue, dead-letter queue and every subscription of the queue.
+
+        Raises:
+            TransportError: the store could not be read.
+        """
+
+    @abstractmethod
+    def apply(self, topology: Topology, changes: Sequence[Change]) -> None:
+        """Make ``changes`` (from :func:`~eventbus.core.topology_plan.plan`), in order; each is idempotent.
+
+        Raises:
+            TransportError: a change failed (the ones before it are made).
+        """

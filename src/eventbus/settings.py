@@ -61,7 +61,9 @@ class EventBusSettings(BaseSettings):
     #: arriving on the queue (``.delay()``, retries, callback tasks). Without it, only retries of event tasks run from
     #: the queue; other task messages are dead-lettered (``unauthenticated-task``). Same value in every process.
     signing_key: SecretStr | None = None
-    #: Bodies larger than this are dead-lettered unread.
+    #: Message size limit, bytes (default 1 MiB, the most SQS and SNS take): the consumer dead-letters larger bodies
+    #: unread, the SNS publisher refuses larger events (``PublishError`` from an ``oversized`` ``EnvelopeError``). An
+    #: SNS topic takes more than 256 KiB only with its ``MaximumMessageSize`` raised: set this to match it.
     max_message_bytes: int = MAX_MESSAGE_BYTES
     #: Long-poll wait for SQS receives, seconds (0-20).
     wait_time_seconds: int = 1
@@ -87,6 +89,16 @@ class EventBusSettings(BaseSettings):
     #: How long a claim on an event holds after its holder's last renewal, seconds (renewed every third of it while
     #: the handler runs; after a crash, a redelivery waits at most this long).
     dedup_lease: float = 30.0
+    #: Topology (``eventbus topology``): receives of a message before SQS moves it to the dead-letter queue.
+    max_receive_count: int = Field(default=5, ge=1, le=1000)
+    #: Topology: the queue's visibility timeout, seconds (raised to the longest handler time limit plus a margin).
+    visibility_timeout: int = Field(default=30, ge=0, le=43_200)
+    #: Topology: SNS raw message delivery to the queue (off: the SNS wrapper's MessageId deduplicates events that
+    #: carry no event id).
+    raw_delivery: bool = False
+    #: Topology: a subscription filter policy on ``metadata.eventName`` from the ``@subscribe`` registry, so SNS drops
+    #: the events this service does not handle before they reach its queue.
+    filter_policy: bool = True
     #: Transactional outbox: events published inside a transaction are stored with it and relayed after commit.
     outbox: Literal["off", "django", "sqlalchemy", "memory"] = "off"
     #: Pause between relay passes while idle, seconds (retries back off up to 10 s while the transport fails).

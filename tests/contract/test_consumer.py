@@ -4,7 +4,8 @@ real Celery worker (tests/integration/worker_app.py subscribes the suite's three
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from eventbus.core.registry import Subscription, SubscriptionRegistry
 from eventbus.payload import EventPayload
 from eventbus.testing.contracts import ConsumerContract, ConsumerHarness
 from eventbus.testing.contracts.consumer import OrderPlacedPayload
-from tests.support import Worker
+from tests.support import Worker, make_topology, start_worker
 
 
 class InMemoryHarness(ConsumerHarness):
@@ -99,6 +100,24 @@ class CeleryWorkerHarness(ConsumerHarness):
 @pytest.mark.integration
 class TestSqsConsumerInCeleryWorker(ConsumerContract):
     """SQSConsumer in a real ``celery worker`` (tests/integration/worker_app.py) on the emulator's SQS."""
+
+    # under what any SQS queue takes (1 MiB, 256 KiB on a queue left at the former default), so the oversized case
+    # reaches the worker
+    max_message_bytes = 64 * 1024
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def worker(
+        cls, sns: Any, sqs: Any, sns_sqs_endpoint: str, tmp_path_factory: pytest.TempPathFactory
+    ) -> Iterator[Worker]:
+        """conftest's worker, with the suite's body size limit."""
+        topology = make_topology(sns, sqs, f"itest-{uuid.uuid4().hex[:8]}")
+        env = {"EVENTBUS_MAX_MESSAGE_BYTES": str(cls.max_message_bytes)}
+        running = start_worker(
+            "tests.integration.worker_app", topology, sns_sqs_endpoint, tmp_path_factory.mktemp("w"), env=env
+        )
+        yield running
+        running.stop()
 
     @pytest.fixture(autouse=True)
     def _worker(self, worker: Worker, sqs: Any) -> None:

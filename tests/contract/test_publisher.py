@@ -53,7 +53,7 @@ class TestSnsPublisher(PublisherContract):
         return bodies
 
     def test_an_event_over_the_payload_limit_fails_by_name_and_size_and_the_others_arrive(self) -> None:
-        envelopes = [seed_envelope(0), seed_envelope(1, padding=300 * 1024), seed_envelope(2)]
+        envelopes = [seed_envelope(0), seed_envelope(1, padding=1024 * 1024), seed_envelope(2)]
         with pytest.raises(PublishError) as caught:
             self.make_publisher().publish_batch(envelopes)
         assert caught.value.failed_ids == ("1",)

@@ -26,6 +26,9 @@ pytestmark = pytest.mark.integration
 MAX_RECEIVES = 3
 VISIBILITY = 2
 GOOD = 60
+#: The worker's body size limit: under what any SQS queue takes (1 MiB, 256 KiB on a queue left at the former
+#: default), so the oversized body reaches the worker; over the 100 KB deep-nesting body, which must reach the parser.
+WORKER_MAX_MESSAGE_BYTES = 200_000
 
 
 def hostile_bodies(marker: str) -> dict[str, str]:
@@ -36,8 +39,10 @@ def hostile_bodies(marker: str) -> dict[str, str]:
     nested = "[" * 50_000 + "]" * 50_000
     return {
         "garbage": f"{marker}{garbage}",
-        # SQS itself refuses bodies over 256 KiB; a lower EVENTBUS_MAX_MESSAGE_BYTES, or the emulator, lets them in
-        "oversized": json.dumps({"metadata": {"eventName": "doGood"}, "payload": {"m": marker, "s": "z" * 300_000}}),
+        # just over the worker's EVENTBUS_MAX_MESSAGE_BYTES, which is under what SQS takes
+        "oversized": json.dumps(
+            {"metadata": {"eventName": "doGood"}, "payload": {"m": marker, "s": "z" * WORKER_MAX_MESSAGE_BYTES}}
+        ),
         "deep-nesting": '{"metadata": {"eventName": "doGood", "m": "'
         + marker
         + '"}, "payload": {"d": '
@@ -56,7 +61,8 @@ def test_poison_reaches_the_dead_letter_queue_while_good_events_keep_flowing(
     topology = make_topology(
         sns, sqs, f"poison-{uuid.uuid4().hex[:8]}", visibility=VISIBILITY, max_receive_count=MAX_RECEIVES
     )
-    worker = start_worker("tests.integration.worker_app", topology, sns_sqs_endpoint, tmp_path)
+    env = {"EVENTBUS_MAX_MESSAGE_BYTES": str(WORKER_MAX_MESSAGE_BYTES)}
+    worker = start_worker("tests.integration.worker_app", topology, sns_sqs_endpoint, tmp_path, env=env)
     marker = uuid.uuid4().hex
     try:
         poison = json.dumps({"metadata": {"eventName": "alwaysFails"}, "payload": {"marker": marker}})
@@ -65,7 +71,7 @@ def test_poison_reaches_the_dead_letter_queue_while_good_events_keep_flowing(
         for body in hostile.values():
             sqs.send_message(QueueUrl=topology.queue_url, MessageBody=body)
         # huge but valid (just under the limit): handled like any event
-        huge = {"run": f"{marker}-huge", "n": 0, "s": "z" * 261_000}
+        huge = {"run": f"{marker}-huge", "n": 0, "s": "z" * (WORKER_MAX_MESSAGE_BYTES - 1_000)}
         send_events(sqs, topology.queue_url, "doGood", [huge])
         # good events trickle in over the poison's whole life (MAX_RECEIVES visibility timeouts)
         started = time.monotonic()

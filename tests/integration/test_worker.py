@@ -4,14 +4,31 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.seed import SEED_DO_GOOD, SEED_DO_NICE
-from tests.support import Worker, wait_until
+from tests.support import Worker, make_topology, start_worker, wait_until
 
 pytestmark = pytest.mark.integration
+
+#: The worker's EVENTBUS_MAX_MESSAGE_BYTES here: under what any SQS queue takes (1 MiB, 256 KiB on a queue left at the
+#: former default), so the oversized case reaches the worker.
+WORKER_MAX_MESSAGE_BYTES = 64 * 1024
+
+
+@pytest.fixture(scope="module")
+def worker(sns: Any, sqs: Any, sns_sqs_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+    """conftest's worker, with the lower body size limit."""
+    topology = make_topology(sns, sqs, f"itest-{uuid.uuid4().hex[:8]}")
+    env = {"EVENTBUS_MAX_MESSAGE_BYTES": str(WORKER_MAX_MESSAGE_BYTES)}
+    running = start_worker(
+        "tests.integration.worker_app", topology, sns_sqs_endpoint, tmp_path_factory.mktemp("w"), env=env
+    )
+    yield running
+    running.stop()
 
 
 def envelope(event: str, payload: dict[str, Any], **metadata: Any) -> str:
@@ -95,7 +112,12 @@ def test_unsubscribed_event_is_dropped_with_a_log_line(sqs: Any, sns: Any, worke
             "invalid-payload",
         ),
         ('["MARKER"]', "not-an-envelope"),
-        ('{"metadata": {"eventName": "doGood"}, "payload": {"blob": "MARKER' + "x" * 300_000 + '"}}', "oversized"),
+        (
+            '{"metadata": {"eventName": "doGood"}, "payload": {"blob": "MARKER'
+            + "x" * WORKER_MAX_MESSAGE_BYTES
+            + '"}}',
+            "oversized",
+        ),
     ],
     ids=["malformed-json", "missing-event-name", "payload-fails-its-class", "not-an-object", "oversized"],
 )

@@ -80,7 +80,7 @@ class Transport(Publisher):
                 raise PublishError("some entries failed", failed_ids=tuple(str(n) for n in failed + refused))
             if refused:
                 raise PublishError("too large", failed_ids=tuple(str(n) for n in refused)) from EnvelopeError(
-                    EnvelopeRejection.OVERSIZED, "event 'itemStored' is 300000 bytes, limit is 262144"
+                    EnvelopeRejection.OVERSIZED, "event 'itemStored' is 1100000 bytes, limit is 1048576"
                 )
             return [f"msg-{n}" for n in range(len(envelopes))]
 
@@ -228,7 +228,7 @@ def test_a_row_the_transport_refuses_for_what_it_is_is_kept_aside_and_the_loop_s
     assert store.pending() == 1  # never deleted unsent
     [record] = [r for r in caplog.records if ids[1] in r.getMessage()]
     assert record.levelno == logging.ERROR
-    assert "300000 bytes" in record.getMessage()
+    assert "1100000 bytes" in record.getMessage()
     assert "secret-note" not in record.getMessage()
     # set aside like an unreadable row (30 x max_backoff), not retried after the 0.5 s of a transport failure
     clock.advance(59)

@@ -13,7 +13,7 @@ import pytest
 
 from eventbus.adapters.memory import InMemoryPublisher
 from eventbus.core.dispatch import Fate, decide
-from eventbus.core.envelope import Metadata
+from eventbus.core.envelope import MAX_MESSAGE_BYTES, Metadata
 from eventbus.core.naming import default_queue_name, event_name_from_class_name, event_name_from_function_name
 from eventbus.core.publishing import EventPublisher, Outgoing
 from eventbus.core.registry import Subscription, SubscriptionRegistry
@@ -110,6 +110,10 @@ def test_decision_table() -> None:
     assert decision.fate is Fate.DEAD_LETTER
     assert decision.reason.startswith("invalid-payload: payload.id")
     assert decide(SEED_DO_GOOD, REGISTRY, max_bytes=10).fate is Fate.DEAD_LETTER
+    big = json.dumps({"metadata": {"eventName": "doGood"}, "payload": {"b": "x" * (MAX_MESSAGE_BYTES - 100)}})
+    assert decide(big, REGISTRY).fate is Fate.DISPATCH  # up to 1 MiB by default
+    oversized = decide(big.replace('"b"', '"b' + "x" * 101 + '"'), REGISTRY)
+    assert (oversized.fate, oversized.reason.split(":")[0]) == (Fate.DEAD_LETTER, "oversized")
     other = SEED_DO_GOOD.replace('"doGood"', '"other"')
     assert decide(other, REGISTRY, unsubscribed=Fate.DEAD_LETTER).fate is Fate.DEAD_LETTER
 

@@ -1,5 +1,7 @@
-"""SnsPublisher's batches against SNS's limits (10 entries, 256 KiB of messages and attributes per call), on a fake
-client that enforces them as AWS does; and the outbox relay sending through it."""
+"""SnsPublisher's batches against SNS's limits (10 entries, the topic's ``MaximumMessageSize`` of messages and
+attributes per call: 256 KiB by default, 1 MiB at most), on a fake client that enforces them as AWS does; the
+publisher's limits (1 MiB an event, 256 KiB a batch by default) and configured ones; and the outbox relay sending
+through it."""
 
 from __future__ import annotations
 
@@ -12,15 +14,19 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from eventbus.adapters.aws import SNS_MAX_PAYLOAD_BYTES, SnsPublisher, longest_publish_batch
+from eventbus.adapters.aws.sns import SNS_DEFAULT_PAYLOAD_BYTES
 from eventbus.adapters.memory import InMemoryOutboxStore, InMemoryPublisher
-from eventbus.core.envelope import Envelope
+from eventbus.container import build_container
+from eventbus.core.envelope import MAX_MESSAGE_BYTES, Envelope
 from eventbus.core.outbox import OutboxRelay
 from eventbus.core.payload import EventPayload
 from eventbus.core.publishing import EventPublisher
 from eventbus.errors import EnvelopeError, EnvelopeRejection, PublishError
+from eventbus.settings import EventBusSettings
 
 TOPIC = "arn:aws:sns:eu-west-2:000000000000:events"
 KIB = 1024
+MIB = 1024 * KIB
 
 
 class NotePayload(EventPayload):
@@ -33,6 +39,19 @@ _ENVELOPES = EventPublisher(InMemoryPublisher(), "svc")
 def envelope(n: int, note_bytes: int = 0, fill: str = "x") -> Envelope:
     """An envelope whose note is ``note_bytes`` long in UTF-8 (``fill`` repeated)."""
     return _ENVELOPES.envelope(NotePayload(note=fill * (note_bytes // len(fill.encode()))), entity_id=n)
+
+
+def sized(n: int, size: int) -> Envelope:
+    """An envelope whose SNS message and attributes come to exactly ``size`` bytes."""
+    base = envelope(n)  # its note is empty: the rest is overhead
+    overhead = entry_bytes({"Message": base.to_json(), "MessageAttributes": attributes_of(base)})
+    made = base.model_copy(update={"payload": {"note": "x" * (size - overhead)}})
+    assert entry_bytes({"Message": made.to_json(), "MessageAttributes": attributes_of(made)}) == size
+    return made
+
+
+def attributes_of(event: Envelope) -> dict[str, Any]:
+    return {"eventName": {"DataType": "String", "StringValue": event.event_name}}
 
 
 def entry_bytes(entry: dict[str, Any]) -> int:
@@ -49,7 +68,8 @@ def error(code: str, operation: str) -> ClientError:
 
 
 class FakeSns:
-    """An SNS client that refuses what AWS refuses: more than 10 entries, or more than 256 KiB in one call."""
+    """An SNS client that refuses what AWS refuses: more than 10 entries, or more than ``limit`` bytes in one call (the
+    topic's ``MaximumMessageSize``: 1 MiB at most)."""
 
     def __init__(self, limit: int = SNS_MAX_PAYLOAD_BYTES) -> None:
         self.limit = limit
@@ -85,8 +105,15 @@ def sns_publisher(client: FakeSns, **options: Any) -> SnsPublisher:
     return SnsPublisher(client, topic_arn=TOPIC, **options)  # type: ignore[arg-type]
 
 
-def test_ten_events_of_30_kib_are_split_into_calls_within_the_payload_limit() -> None:
-    client = FakeSns()
+def test_the_default_limits_are_1_mib_an_event_on_both_sides_and_256_kib_a_batch() -> None:
+    assert SNS_MAX_PAYLOAD_BYTES == MAX_MESSAGE_BYTES == EventBusSettings().max_message_bytes == 1_048_576
+    publisher = sns_publisher(FakeSns())
+    assert SNS_DEFAULT_PAYLOAD_BYTES == 256 * KIB
+    assert (publisher.max_message_bytes, publisher.max_batch_bytes) == (MIB, 256 * KIB)
+
+
+def test_ten_events_of_30_kib_are_split_into_calls_a_topic_left_at_its_default_takes() -> None:
+    client = FakeSns(limit=SNS_DEFAULT_PAYLOAD_BYTES)
     envelopes = [envelope(n, 30 * KIB) for n in range(10)]
 
     ids = sns_publisher(client).publish_batch(envelopes)
@@ -94,7 +121,7 @@ def test_ten_events_of_30_kib_are_split_into_calls_within_the_payload_limit() ->
     assert len(ids) == 10
     assert all(ids)
     assert len(client.batches) == 2
-    assert all(sum(entry_bytes(e) for e in batch) <= SNS_MAX_PAYLOAD_BYTES for batch in client.batches)
+    assert all(sum(entry_bytes(e) for e in batch) <= SNS_DEFAULT_PAYLOAD_BYTES for batch in client.batches)
     assert client.sent_entity_ids() == [str(n) for n in range(10)]
 
 
@@ -114,17 +141,76 @@ def test_the_limit_is_a_constructor_argument_counting_utf8_bytes_and_message_att
     attributes = len("eventName") + len("String") + len("note")
     assert sizes[0] > 1000
 
-    sns_publisher(client, max_payload_bytes=2 * (sizes[0] + attributes)).publish_batch(envelopes)
+    sns_publisher(client, max_message_bytes=2 * (sizes[0] + attributes)).publish_batch(envelopes)
     assert [len(batch) for batch in client.batches] == [2, 2]
 
     client.batches.clear()
-    sns_publisher(client, max_payload_bytes=2 * (sizes[0] + attributes) - 1).publish_batch(envelopes)
+    sns_publisher(client, max_message_bytes=2 * (sizes[0] + attributes) - 1).publish_batch(envelopes)
     assert [len(batch) for batch in client.batches] == [1, 1, 1, 1]
+
+
+def test_events_over_the_batch_limit_go_alone_up_to_the_event_limit() -> None:
+    client = FakeSns()  # a topic whose MaximumMessageSize is 1 MiB
+    envelopes = [envelope(0, 100), envelope(1, 900 * KIB), envelope(2, 300 * KIB), envelope(3, 100)]
+
+    sns_publisher(client).publish_batch(envelopes)
+
+    assert [[e["Id"] for e in batch] for batch in client.batches] == [["0"], ["1"], ["2"], ["3"]]
+
+
+def test_the_batch_limit_can_be_raised_to_what_the_topic_takes() -> None:
+    client = FakeSns()  # a topic whose MaximumMessageSize is 1 MiB
+    envelopes = [envelope(n, 100 * KIB) for n in range(12)]
+
+    sns_publisher(client, max_batch_bytes=MIB).publish_batch(envelopes)
+
+    assert [len(batch) for batch in client.batches] == [10, 2]
+    assert sns_publisher(client, max_message_bytes=100, max_batch_bytes=MIB).max_batch_bytes == 100
+
+
+def test_the_former_argument_name_still_works_with_a_deprecation_warning() -> None:
+    with pytest.warns(DeprecationWarning, match="max_message_bytes"):
+        publisher = sns_publisher(FakeSns(), max_payload_bytes=1000)
+    assert (publisher.max_message_bytes, publisher.max_batch_bytes) == (1000, 1000)
+
+
+def test_a_limit_above_what_sns_takes_counts_as_sns_limit() -> None:
+    client = FakeSns()
+    publisher = sns_publisher(client, max_message_bytes=4 * MIB)
+    assert publisher.max_message_bytes == SNS_MAX_PAYLOAD_BYTES
+    publisher.publish_batch([envelope(n, 600 * KIB) for n in range(2)])  # the fake refuses a call over 1 MiB
+    assert [len(batch) for batch in client.batches] == [1, 1]
+
+
+def test_a_configured_lower_limit_is_honoured_for_one_event_and_for_each_batch() -> None:
+    # a topic left at SNS's default MaximumMessageSize (256 KiB), and the publisher configured to match
+    client = FakeSns(limit=256 * KIB)
+    publisher = sns_publisher(client, max_message_bytes=256 * KIB)
+
+    with pytest.raises(PublishError) as caught:
+        publisher.publish(sized(0, 256 * KIB + 1))
+    assert isinstance(caught.value.__cause__, EnvelopeError)
+    assert caught.value.__cause__.reason is EnvelopeRejection.OVERSIZED
+    assert f"is {256 * KIB + 1} bytes, limit is {256 * KIB}" in str(caught.value)
+    assert client.published == []
+    publisher.publish(sized(1, 256 * KIB))
+    assert len(client.published) == 1
+
+    publisher.publish_batch([envelope(n, 100 * KIB) for n in range(5)])
+    assert [len(batch) for batch in client.batches] == [2, 2, 1]
+    assert all(sum(entry_bytes(e) for e in batch) <= 256 * KIB for batch in client.batches)
+
+
+def test_the_container_gives_the_sns_publisher_the_configured_limit() -> None:
+    settings = EventBusSettings(publisher="sns", endpoint_url="http://127.0.0.1:9", max_message_bytes=300_000)
+    publisher = build_container(settings).transport_publisher()
+    assert isinstance(publisher, SnsPublisher)
+    assert publisher.max_message_bytes == 300_000
 
 
 def test_an_event_over_the_limit_fails_by_name_and_size_and_the_others_are_sent() -> None:
     client = FakeSns()
-    envelopes = [envelope(0, 100), envelope(1, 300 * KIB, fill="secret "), envelope(2, 100)]
+    envelopes = [envelope(0, 100), envelope(1, MIB, fill="secret "), envelope(2, 100)]
 
     with pytest.raises(PublishError) as caught:
         sns_publisher(client).publish_batch(envelopes)
@@ -145,7 +231,7 @@ def test_a_failure_of_sns_as_well_is_not_reported_as_a_refusal() -> None:
     client = FakeSns()
     client.unreachable_after = 0
     with pytest.raises(PublishError) as caught:
-        sns_publisher(client).publish_batch([envelope(0, 300 * KIB), envelope(1)])
+        sns_publisher(client).publish_batch([envelope(0, MIB), envelope(1)])
     assert set(caught.value.failed_ids) == {"0", "1"}
     assert not isinstance(caught.value.__cause__, EnvelopeError)
 
@@ -153,10 +239,28 @@ def test_a_failure_of_sns_as_well_is_not_reported_as_a_refusal() -> None:
 def test_publish_of_an_event_over_the_limit_is_refused_before_any_call() -> None:
     client = FakeSns()
     with pytest.raises(PublishError, match=r"'note'.* bytes") as caught:
-        sns_publisher(client).publish(envelope(1, 300 * KIB, fill="secret "))
+        sns_publisher(client).publish(envelope(1, MIB, fill="secret "))
     assert "secret" not in str(caught.value)
     assert isinstance(caught.value.__cause__, EnvelopeError)
     assert client.published == []
+
+
+def test_an_event_of_1_mib_is_sent_and_one_of_1_mib_and_1_byte_refused_before_any_call() -> None:
+    client = FakeSns()
+    publisher = sns_publisher(client)
+
+    publisher.publish(sized(0, MIB))
+    publisher.publish_batch([sized(1, MIB)])
+    assert len(client.published) == 1
+    assert [len(batch) for batch in client.batches] == [1]
+
+    for attempt in (publisher.publish, lambda event: publisher.publish_batch([event])):
+        with pytest.raises(PublishError, match=f"is {MIB + 1} bytes, limit is {MIB}") as caught:
+            attempt(sized(2, MIB + 1))
+        assert isinstance(caught.value.__cause__, EnvelopeError)
+        assert caught.value.__cause__.reason is EnvelopeRejection.OVERSIZED
+    assert len(client.published) == 1
+    assert [len(batch) for batch in client.batches] == [1]
 
 
 def test_sns_unreachable_fails_this_call_and_every_later_one_without_trying_them() -> None:
@@ -199,7 +303,7 @@ def test_the_relay_keeps_an_event_sns_can_never_take_logs_it_and_sends_the_rest(
 ) -> None:
     now = [1_000_000.0]
     client, store = FakeSns(), InMemoryOutboxStore(clock=lambda: now[0])
-    ids = store.add([envelope(0), envelope(1, 300 * KIB, fill="secret "), envelope(2)])
+    ids = store.add([envelope(0), envelope(1, MIB, fill="secret "), envelope(2)])
     relay = OutboxRelay(store, sns_publisher(client), max_backoff=2)
 
     with caplog.at_level(logging.ERROR, logger="eventbus.outbox"):

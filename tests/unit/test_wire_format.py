@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import pytest
 from pydantic import Field, field_validator
 
-from eventbus.core.envelope import Envelope, Metadata, decode_message_body
+from eventbus.core.envelope import MAX_MESSAGE_BYTES, Envelope, Metadata, decode_message_body
 from eventbus.core.registry import Subscription
 from eventbus.errors import EnvelopeError, EnvelopeRejection
 from eventbus.payload import EventPayload
@@ -102,7 +102,10 @@ def test_personal_payload_is_withheld_from_repr() -> None:
             EnvelopeRejection.INVALID_METADATA,
         ),
         (sns_notification("{not json"), EnvelopeRejection.MALFORMED_JSON),
-        ('{"metadata": {"eventName": "x"}, "payload": {"b": "' + "x" * 300_000 + '"}}', EnvelopeRejection.OVERSIZED),
+        (
+            '{"metadata": {"eventName": "x"}, "payload": {"b": "' + "x" * MAX_MESSAGE_BYTES + '"}}',
+            EnvelopeRejection.OVERSIZED,
+        ),
     ],
 )
 def test_bad_bodies_raise_envelope_error_with_a_reason(body: str | bytes, reason: EnvelopeRejection) -> None:
@@ -118,6 +121,18 @@ def test_error_texts_name_fields_not_values() -> None:
     assert "metadata.authorization" in str(caught.value)
     assert SECRET not in str(caught.value)
     assert "12345" not in str(caught.value)
+
+
+def test_the_default_size_limit_is_1_mib() -> None:
+    def body(size: int) -> str:
+        shell = '{"metadata": {"eventName": "x"}, "payload": {"b": ""}}'
+        return shell.replace('""', '"' + "x" * (size - len(shell)) + '"')
+
+    assert MAX_MESSAGE_BYTES == 1_048_576
+    assert isinstance(decode_message_body(body(300_000)), Envelope)  # over the former 256 KiB
+    assert isinstance(decode_message_body(body(MAX_MESSAGE_BYTES)), Envelope)
+    with pytest.raises(EnvelopeError, match=f"body is {MAX_MESSAGE_BYTES + 1} bytes, limit is {MAX_MESSAGE_BYTES}"):
+        decode_message_body(body(MAX_MESSAGE_BYTES + 1))
 
 
 def test_size_limit_is_configurable() -> None:

@@ -27,8 +27,9 @@ from pydantic.alias_generators import to_camel
 
 from eventbus.errors import EnvelopeError, EnvelopeRejection
 
-#: SQS's classic message size limit; larger bodies are rejected before parsing.
-MAX_MESSAGE_BYTES: Final = 256 * 1024
+#: The default limit on a message body, in bytes (``EVENTBUS_MAX_MESSAGE_BYTES``): SQS's and SNS's largest message,
+#: 1 MiB (SQS since 2025, SNS since September 2026; 256 KiB before). Larger bodies are rejected before parsing.
+MAX_MESSAGE_BYTES: Final = 1024 * 1024
 
 #: Deepest nesting of objects and arrays an envelope may have (metadata and payload). Deeper values cannot be
 #: handed to a worker pool safely (pickling, encoding and validation recurse once per level), and no real event needs

@@ -1,36 +1,66 @@
-"""``eventbus emulator``: run the embedded SNS/SQS emulator in the foreground until interrupted."""
+"""``eventbus emulator``: run the embedded SNS/SQS emulator in the foreground until interrupted.
+
+With ``-A app`` it provisions the app's topology (:func:`eventbus.celery.topology.topology_for`, through the same
+:class:`~eventbus.adapters.aws.AwsTopologyStore` and plan as ``eventbus topology apply``); without it, the seed's topic
+and queue, so the seed's AWS CLI workflow keeps working.
+"""
 
 from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 from types import FrameType
+from typing import Any
+
+__all__ = ["run_emulator"]
+
+_SEED_TOPIC = "local_sns"
+_SEED_QUEUE = "queue_name"
 
 
 def run_emulator(argv: list[str] | None = None) -> int:
-    """Start the emulator, provision the seed's topic and queue, serve until SIGINT/SIGTERM."""
+    """Start the emulator, provision the app's topology (``-A``) or the seed's topic and queue, serve until
+    SIGINT/SIGTERM."""
     parser = argparse.ArgumentParser(prog="eventbus emulator", description=run_emulator.__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4566)
     parser.add_argument("--region", default="eu-west-2")
     parser.add_argument("--provision", action=argparse.BooleanOptionalAction, default=True)
-    parser.add_argument("--topic", default="local_sns")
-    parser.add_argument("--queue", action="append", dest="queues", help="queue to create and subscribe (repeatable)")
+    parser.add_argument(
+        "-A", "--app", help="provision this Celery app's topology (as eventbus topology apply -A does) instead"
+    )
+    parser.add_argument("--topic", help=f"topic to create (default {_SEED_TOPIC}; not with -A: EVENTBUS_TOPIC)")
+    parser.add_argument(
+        "--queue",
+        action="append",
+        dest="queues",
+        help=f"queue to create and subscribe (repeatable; default {_SEED_QUEUE}; not with -A: EVENTBUS_QUEUE_NAME)",
+    )
     args = parser.parse_args(argv)
+    if args.app and (args.topic or args.queues):
+        parser.error("-A takes the topic and queue from the app's settings (EVENTBUS_TOPIC, EVENTBUS_QUEUE_NAME)")
 
-    from eventbus.adapters.aws import provision
+    from pydantic import ValidationError
+
     from eventbus.emulator.server import EmulatorServer
+    from eventbus.errors import EventBusError
 
     server = EmulatorServer(host=args.host, port=args.port, region=args.region).start()
     print(f"SNS/SQS emulator on {server.endpoint_url} (region {args.region}, account {server.account_id})", flush=True)
     if args.provision:
-        done = provision(
-            server.client("sns"), server.client("sqs"), topic=args.topic, queues=args.queues or ["queue_name"]
-        )
-        print(f"topic  {done.topic_arn}")
-        for queue in done.queues.values():
-            print(f"queue  {queue.url}  (dead-letter queue {queue.dead_letter_url})")
+        try:
+            if args.app:
+                _provision_app(server, args.app)
+            else:
+                _provision_seed(server, args.topic or _SEED_TOPIC, args.queues or [_SEED_QUEUE])
+        except (EventBusError, ValidationError) as exc:
+            # the server thread would keep the process alive: stop it before reporting
+            server.stop()
+            code = exc.code if isinstance(exc, EventBusError) else "ConfigurationError"
+            print(f"eventbus emulator: {code}: {' '.join(str(exc).split())}", file=sys.stderr)
+            return 2
     print("Ctrl-C stops it.", flush=True)
     stop = threading.Event()
 
@@ -43,3 +73,37 @@ def run_emulator(argv: list[str] | None = None) -> int:
     server.stop()
     print("emulator stopped", flush=True)
     return 0
+
+
+def _provision_seed(server: Any, topic: str, queues: list[str]) -> None:
+    from eventbus.adapters.aws import provision
+
+    done = provision(server.client("sns"), server.client("sqs"), topic=topic, queues=queues)
+    print(f"topic  {done.topic_arn}")
+    for queue in done.queues.values():
+        print(f"queue  {queue.url}  (dead-letter queue {queue.dead_letter_url})")
+
+
+def _provision_app(server: Any, spec: str) -> None:
+    """Provision the topology ``spec``'s app implies, with the settings it runs with, on the emulator."""
+    from eventbus.adapters.aws import AwsTopologyStore
+    from eventbus.celery.topology import load_app, topology_for
+    from eventbus.container import get_container
+    from eventbus.core.topology_plan import plan
+
+    app = load_app(spec)
+    topology = topology_for(app, get_container().settings())
+    for warning in topology.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    # the emulator's own clients: the settings' endpoint may point at this server's future address, or at nothing
+    store = AwsTopologyStore(server.client("sns"), server.client("sqs"))
+    changes = plan(topology, store.read(topology))
+    store.apply(topology, changes)
+    for change in changes:
+        print(f"  {change}")
+    names = [s.topic for s in topology.subscriptions]
+    print(f"topic  {', '.join(topology.publishes_to)}")
+    print(
+        f"queue  {topology.queue.name}  (dead-letter queue {topology.queue.dead_letter_name}), subscribed to "
+        f"{', '.join(names) or 'nothing'}"
+    )

@@ -11,10 +11,11 @@ except ImportError as exc:  # pragma: no cover - exercised in a virtualenv witho
 from eventbus.adapters.aws.clients import boto_client, sns_client, sqs_client
 from eventbus.adapters.aws.sns import SNS_MAX_PAYLOAD_BYTES, SnsPublisher, longest_publish_batch
 from eventbus.adapters.aws.sqs import SqsQueues
-from eventbus.adapters.aws.topology import Provisioned, ProvisionedQueue, provision
+from eventbus.adapters.aws.topology import AwsTopologyStore, Provisioned, ProvisionedQueue, provision
 
 __all__ = [
     "SNS_MAX_PAYLOAD_BYTES",
+    "AwsTopologyStore",
     "Provisioned",
     "ProvisionedQueue",
     "SnsPublisher",

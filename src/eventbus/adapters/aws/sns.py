@@ -1,8 +1,12 @@
 """The SNS publisher: one ``Publish`` per event, ``PublishBatch`` for batches.
 
-SNS limits what one call carries: at most 10 entries per ``PublishBatch`` (:data:`SNS_BATCH_SIZE`), and at most
-256 KiB (:data:`SNS_MAX_PAYLOAD_BYTES`) of messages plus message attributes, for one ``Publish`` and for all the
-entries of one ``PublishBatch`` together. ``publish_batch`` splits a batch by both, in order; an event too large to
+SNS limits what one call carries: at most 10 entries per ``PublishBatch`` (:data:`SNS_BATCH_SIZE`), and at most the
+topic's ``MaximumMessageSize`` of messages plus message attributes, for one ``Publish`` and for all the entries of one
+``PublishBatch`` together: 1 MiB at most (:data:`SNS_MAX_PAYLOAD_BYTES`, since September 2026), 256 KiB on a topic
+left at its default (:data:`SNS_DEFAULT_PAYLOAD_BYTES`). The publisher refuses an event over ``max_message_bytes``
+(1 MiB unless configured; the container passes ``EVENTBUS_MAX_MESSAGE_BYTES``), and ``publish_batch`` puts at most
+``max_batch_bytes`` in one call (256 KiB unless configured, what every topic takes: a batch of small events never
+fails on a topic left at its default): it splits a batch by entries and by bytes, in order; an event too large to
 share a call goes alone. An event larger than the limit is never sent: its position fails with a
 :class:`PublishError` naming its event and size (never its content), the others are sent all the same. When such
 refusals are the only failures, the error is raised from an :class:`EnvelopeError` (reason ``oversized``): retrying
@@ -15,6 +19,7 @@ container checks the outbox's claim lease against it.
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
@@ -31,8 +36,10 @@ if TYPE_CHECKING:
 #: SNS's PublishBatch limit: entries per call.
 SNS_BATCH_SIZE: Final = 10
 #: SNS's payload limit: bytes of one message, and of all the messages of one PublishBatch together, each counted with
-#: its message attributes.
-SNS_MAX_PAYLOAD_BYTES: Final = 256 * 1024
+#: its message attributes. The most a topic's ``MaximumMessageSize`` allows.
+SNS_MAX_PAYLOAD_BYTES: Final = 1024 * 1024
+#: A topic's default ``MaximumMessageSize``: what every topic takes in one call.
+SNS_DEFAULT_PAYLOAD_BYTES: Final = 256 * 1024
 
 #: Errors that mean SNS is unreachable (refused, reset, timed out): later calls of the batch would fail the same way.
 _UNREACHABLE: Final = (HTTPClientError, BotoConnectionError)
@@ -76,8 +83,14 @@ class SnsPublisher(Publisher):
 
     ``topic_arn`` may be omitted; the ARN is then looked up once with ``CreateTopic`` (which is
     idempotent) on the first publish. Set it explicitly in production to need no
-    ``sns:CreateTopic`` permission. ``max_payload_bytes`` is SNS's payload limit (lower it for an endpoint that
-    takes less).
+    ``sns:CreateTopic`` permission.
+
+    ``max_message_bytes`` is the most one event's SNS message (with its message attributes) may have: the topic's
+    ``MaximumMessageSize``, never more than :data:`SNS_MAX_PAYLOAD_BYTES` (a larger value counts as that). Lower it for
+    a topic, an endpoint or consumers that take less. ``max_batch_bytes`` is the most one ``PublishBatch`` carries
+    (never more than ``max_message_bytes``): :data:`SNS_DEFAULT_PAYLOAD_BYTES` by default, which every topic takes;
+    raise it to the topic's ``MaximumMessageSize`` for fewer calls. ``max_payload_bytes``, their former single name
+    (deprecated), sets both.
     """
 
     def __init__(
@@ -86,16 +99,26 @@ class SnsPublisher(Publisher):
         *,
         topic_arn: str | None = None,
         topic_name: str | None = None,
-        max_payload_bytes: int = SNS_MAX_PAYLOAD_BYTES,
+        max_message_bytes: int = SNS_MAX_PAYLOAD_BYTES,
+        max_batch_bytes: int = SNS_DEFAULT_PAYLOAD_BYTES,
+        max_payload_bytes: int | None = None,
     ) -> None:
         if topic_arn is None and topic_name is None:
             raise ValueError("SnsPublisher needs topic_arn or topic_name")
-        if max_payload_bytes <= 0:
-            raise ValueError("SnsPublisher's max_payload_bytes must be positive")
+        if max_payload_bytes is not None:
+            warnings.warn(
+                "SnsPublisher's max_payload_bytes is deprecated: pass max_message_bytes and max_batch_bytes",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            max_message_bytes = max_batch_bytes = max_payload_bytes
+        if max_message_bytes <= 0 or max_batch_bytes <= 0:
+            raise ValueError("SnsPublisher's max_message_bytes and max_batch_bytes must be positive")
         self._client = client
         self._topic_arn = topic_arn
         self._topic_name = topic_name
-        self.max_payload_bytes = max_payload_bytes
+        self.max_message_bytes = min(max_message_bytes, SNS_MAX_PAYLOAD_BYTES)
+        self.max_batch_bytes = min(max_batch_bytes, self.max_message_bytes)
         self._lock = threading.Lock()
 
     @property
@@ -117,9 +140,9 @@ class SnsPublisher(Publisher):
         return self._topic_arn
 
     def _too_large(self, envelope: Envelope, size: int) -> EnvelopeError | None:
-        if size <= self.max_payload_bytes:
+        if size <= self.max_message_bytes:
             return None
-        detail = f"event {envelope.event_name!r} is {size} bytes, SNS takes at most {self.max_payload_bytes}"
+        detail = f"event {envelope.event_name!r} is {size} bytes, limit is {self.max_message_bytes}"
         return EnvelopeError(EnvelopeRejection.OVERSIZED, detail)
 
     def publish(self, envelope: Envelope) -> str:
@@ -148,7 +171,7 @@ class SnsPublisher(Publisher):
                 continue
             if not calls or len(calls[-1]) == SNS_BATCH_SIZE or size > room:
                 calls.append([])
-                room = self.max_payload_bytes
+                room = self.max_batch_bytes
             calls[-1].append({"Id": str(n), "Message": message, "MessageAttributes": attributes})
             room -= size
         return calls, refused

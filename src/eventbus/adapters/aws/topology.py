@@ -1,4 +1,10 @@
-"""Create a topic, queues with dead-letter queues, and the subscriptions: idempotent, on AWS or any SNS/SQS endpoint.
+"""The topology on AWS (or any SNS/SQS endpoint): :class:`AwsTopologyStore` reads and changes what a
+:class:`~eventbus.core.topology.Topology` names; :func:`provision` creates a topic and queues for tests and the seed.
+
+:class:`AwsTopologyStore` reads without creating anything (``ListTopics``, ``GetQueueUrl``, ``ListSubscriptions``)
+and applies each :class:`~eventbus.core.topology.Change` with idempotent calls, resolving the ARNs a plan could not
+know (a topic or queue it creates) when it gets to them. Failures raise
+:class:`~eventbus.errors.TransportError` with the vendor's exception chained.
 
 :func:`provision` works through the boto3 clients it is given, so it runs against real AWS with whatever
 credentials those clients carry (build them with :func:`eventbus.adapters.aws.clients.boto_client`, or from settings
@@ -9,13 +15,38 @@ as against an emulator.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, cast
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from eventbus.core.topology import (
+    Change,
+    ChangeKind,
+    Deployed,
+    DeployedQueue,
+    DeployedSubscription,
+    Topology,
+    compact_json,
+    filter_policy,
+)
+from eventbus.core.topology_documents import merge_queue_policy, redrive_policy
+from eventbus.errors import TransportError
+from eventbus.ports import TopologyStore
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.literals import QueueAttributeNameType
+
+
+__all__ = ["AwsTopologyStore", "Provisioned", "ProvisionedQueue", "provision"]
+
+_CALL_ERRORS: Final = (ClientError, BotoCoreError)
+#: What ``GetQueueUrl`` answers for a queue that does not exist (the JSON protocol's code, then the query protocol's).
+_NO_QUEUE: Final = frozenset({"QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue"})
+_REASON_LIMIT: Final = 300
 
 
 @dataclass(frozen=True)
@@ -76,3 +107,208 @@ def provision(
         )["SubscriptionArn"]
         result[name] = ProvisionedQueue(name, url, arn, dlq_url, dlq_arn, subscription)
     return Provisioned(topic_arn, result)
+
+
+class AwsTopologyStore(TopologyStore):
+    """:class:`~eventbus.ports.TopologyStore` on SNS and SQS, through the boto3 clients given (their region, endpoint
+    and credentials: boto3's chain, or an emulator's)."""
+
+    def __init__(self, sns: SNSClient, sqs: SQSClient) -> None:
+        self._sns = sns
+        self._sqs = sqs
+
+    def read(self, topology: Topology) -> Deployed:
+        """What is deployed of ``topology``; creates nothing.
+
+        Every subscription of the queue is found with ``ListSubscriptions`` (paged, filtered on the queue's ARN): it
+        covers the topology's topics and the ones the code no longer uses alike, in one pass.
+
+        Raises:
+            TransportError: a call failed.
+        """
+        try:
+            wanted = {*topology.publishes_to, *(subscription.topic for subscription in topology.subscriptions)}
+            topics = {name: arn for name, arn in self._topics() if name in wanted}
+            queue = self._queue(topology.queue.name)
+            dead_letter = self._queue(topology.queue.dead_letter_name)
+            subscriptions = self._subscriptions(queue.arn) if queue is not None else ()
+            topic_attributes = {
+                name: self._sns.get_topic_attributes(TopicArn=arn).get("Attributes", {}) for name, arn in topics.items()
+            }
+        except _CALL_ERRORS as exc:
+            raise TransportError(f"reading the topology failed: {_reason(exc)}") from exc
+        return Deployed(topics, queue, dead_letter, subscriptions, topic_attributes)
+
+    def apply(self, topology: Topology, changes: Sequence[Change]) -> None:
+        """Make ``changes`` in order, each with idempotent calls.
+
+        Raises:
+            TransportError: a change failed, naming its kind and resource (the ones before it are made).
+        """
+        run = _Run(self._sns, self._sqs, self._topics)
+        for change in changes:
+            try:
+                run.make(change)
+            except _CALL_ERRORS as exc:
+                raise TransportError(f"{change.kind.value} {change.resource} failed: {_reason(exc)}") from exc
+
+    def _topics(self) -> Iterator[tuple[str, str]]:
+        for page in self._sns.get_paginator("list_topics").paginate():
+            for topic in page.get("Topics", []):
+                arn = topic["TopicArn"]
+                yield arn.rsplit(":", 1)[-1], arn
+
+    def _queue(self, name: str) -> DeployedQueue | None:
+        try:
+            url = self._sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _NO_QUEUE:
+                return None
+            raise
+        found = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"]).get("Attributes", {})
+        attributes = {str(key): value for key, value in found.items()}
+        tags = self._sqs.list_queue_tags(QueueUrl=url).get("Tags", {})
+        return DeployedQueue(name, url, attributes["QueueArn"], attributes, dict(tags))
+
+    def _subscriptions(self, queue_arn: str) -> tuple[DeployedSubscription, ...]:
+        found = []
+        for page in self._sns.get_paginator("list_subscriptions").paginate():
+            for subscription in page.get("Subscriptions", []):
+                if subscription.get("Protocol") != "sqs" or subscription.get("Endpoint") != queue_arn:
+                    continue
+                arn = subscription.get("SubscriptionArn", "")
+                attributes: Mapping[str, str] = {}
+                # "PendingConfirmation" is no ARN: such a subscription has no attributes to read yet
+                if arn.startswith("arn:"):
+                    attributes = self._sns.get_subscription_attributes(SubscriptionArn=arn).get("Attributes", {})
+                topic = subscription.get("TopicArn", "").rsplit(":", 1)[-1]
+                found.append(DeployedSubscription(topic, arn, dict(attributes)))
+        return tuple(found)
+
+
+class _Run:
+    """One :meth:`AwsTopologyStore.apply`: the changes' calls, and the ARNs and URLs they resolve along the way."""
+
+    def __init__(self, sns: SNSClient, sqs: SQSClient, list_topics: Any) -> None:
+        self._sns = sns
+        self._sqs = sqs
+        self._list_topics = list_topics
+        self._topic_arns: dict[str, str] | None = None
+        self._urls: dict[str, str] = {}
+        self._queues: dict[str, tuple[str, str]] = {}
+
+    def make(self, change: Change) -> None:
+        """Make one change."""
+        name, values = change.resource, change.values
+        if change.kind is ChangeKind.CREATE_TOPIC:
+            arn = self._sns.create_topic(Name=name)["TopicArn"]
+            self._topics()[name] = arn
+            if values.get("max_message_bytes"):
+                _set_topic_size(self._sns, arn, int(values["max_message_bytes"]))
+        elif change.kind is ChangeKind.SET_TOPIC_ATTRIBUTES:
+            _set_topic_size(self._sns, self._topics()[name], int(values["max_message_bytes"]))
+        elif change.kind is ChangeKind.CREATE_QUEUE:
+            # no attributes here: CreateQueue refuses an existing queue whose attributes differ from those given
+            self._urls[name] = self._sqs.create_queue(QueueName=name)["QueueUrl"]
+        elif change.kind is ChangeKind.SET_QUEUE_ATTRIBUTES:
+            url, _ = self._queue(name)
+            attributes = cast("dict[QueueAttributeNameType, str]", self._queue_attributes(name, values))
+            self._sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
+        elif change.kind is ChangeKind.TAG_QUEUE:
+            self._sqs.tag_queue(QueueUrl=self._queue(name)[0], Tags=dict(values["tags"]))
+        elif change.kind is ChangeKind.SUBSCRIBE:
+            self._sns.subscribe(
+                TopicArn=self._topic_arn(name),
+                Protocol="sqs",
+                Endpoint=self._queue(values["queue"])[1],
+                Attributes=_subscription_attributes(values, creating=True),
+                ReturnSubscriptionArn=True,
+            )
+        elif change.kind is ChangeKind.SET_SUBSCRIPTION_ATTRIBUTES:
+            # one call per attribute, in order: the scope before the filter policy that needs it
+            for attribute, value in _subscription_attributes(values, creating=False).items():
+                self._sns.set_subscription_attributes(
+                    SubscriptionArn=values["subscription_arn"], AttributeName=attribute, AttributeValue=value
+                )
+        else:
+            try:
+                self._sns.unsubscribe(SubscriptionArn=values["subscription_arn"])
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "NotFound":
+                    raise
+
+    def _queue_attributes(self, name: str, values: Mapping[str, Any]) -> dict[str, str]:
+        attributes = {
+            attribute: str(values[key])
+            for key, attribute in (
+                ("visibility_timeout", "VisibilityTimeout"),
+                ("max_message_bytes", "MaximumMessageSize"),
+                ("retention", "MessageRetentionPeriod"),
+            )
+            if key in values
+        }
+        if "redrive" in values:
+            redrive = values["redrive"]
+            target = self._queue(redrive["dead_letter_queue"])[1]
+            attributes["RedrivePolicy"] = compact_json(redrive_policy(target, redrive["max_receive_count"]))
+        url, arn = self._queue(name)
+        found = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"]).get("Attributes", {})
+        if "policy" in values:
+            allow = [self._topic_arn(topic) for topic in values["policy"]["allow"]]
+            merged = merge_queue_policy(_json(found.get("Policy")), arn, allow, values["policy"]["revoke"])
+            # SQS refuses a policy without statements; an empty value removes the policy
+            attributes["Policy"] = compact_json(merged) if merged["Statement"] else ""
+        elif found.get("Policy"):
+            # sent again unchanged: moto (the embedded emulator) drops a policy a SetQueueAttributes call omits
+            attributes["Policy"] = found["Policy"]
+        return attributes
+
+    def _topics(self) -> dict[str, str]:
+        if self._topic_arns is None:
+            self._topic_arns = dict(self._list_topics())
+        return self._topic_arns
+
+    def _topic_arn(self, name: str) -> str:
+        try:
+            return self._topics()[name]
+        except KeyError:
+            raise TransportError(f"topic {name} does not exist (deleted since the plan?): plan again") from None
+
+    def _queue(self, name: str) -> tuple[str, str]:
+        """The queue's URL and ARN."""
+        if name not in self._queues:
+            url = self._urls.get(name) or self._sqs.get_queue_url(QueueName=name)["QueueUrl"]
+            found = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+            self._queues[name] = (url, found["Attributes"]["QueueArn"])
+        return self._queues[name]
+
+
+def _subscription_attributes(values: Mapping[str, Any], *, creating: bool) -> dict[str, str]:
+    attributes = {}
+    if "raw_delivery" in values:
+        attributes["RawMessageDelivery"] = "true" if values["raw_delivery"] else "false"
+    if "event_names" in values:
+        names = values["event_names"]
+        if names is not None:
+            attributes["FilterPolicyScope"] = "MessageBody"
+            attributes["FilterPolicy"] = compact_json(filter_policy(names))
+        elif not creating:
+            attributes["FilterPolicy"] = "{}"  # how SNS is told to drop a subscription's filter policy
+    return attributes
+
+
+def _json(text: str | None) -> dict[str, Any] | None:
+    try:
+        document = json.loads(text) if text else None
+    except ValueError:
+        return None  # not a policy: replaced by ours
+    return document if isinstance(document, dict) else None
+
+
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:_REASON_LIMIT]
+
+
+def _set_topic_size(sns: SNSClient, arn: str, size: int) -> None:
+    """Raise a topic's ``MaximumMessageSize`` (SNS's default is 262,144 bytes; up to 1 MiB, for SQS subscriptions)."""
+    sns.set_topic_attributes(TopicArn=arn, AttributeName="MaximumMessageSize", AttributeValue=str(size))

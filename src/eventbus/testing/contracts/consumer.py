@@ -8,7 +8,9 @@ subscribed:
 * ``alwaysFails``: records its payload, then raises;
 * ``orderPlaced``: declares :class:`OrderPlacedPayload` (``order_id: int``) and records the validated payload.
 
-The queue dead-letters a message after ``max_receive_count`` receives (the suite's attribute, 2 by default)::
+The queue dead-letters a message after ``max_receive_count`` receives (the suite's attribute, 2 by default); the
+consumer dead-letters bodies over ``max_message_bytes`` (the suite's attribute, the consumer's default, 1 MiB: when the
+queue cannot take a body that large, set it lower, and the consumer's limit with it)::
 
     class TestMyConsumer(ConsumerContract):
         def make_consumer(self) -> ConsumerHarness:
@@ -31,6 +33,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from eventbus.core.envelope import MAX_MESSAGE_BYTES
 from eventbus.core.payload import EventPayload
 from eventbus.testing.contracts.base import Contract
 
@@ -78,6 +81,9 @@ class ConsumerContract(Contract):
 
     #: Receives before the queue dead-letters a message; the harness's queue must use it.
     max_receive_count: ClassVar[int] = 2
+    #: The consumer's body size limit; the harness's consumer must use it. The oversized case sends a body just
+    #: over it.
+    max_message_bytes: ClassVar[int] = MAX_MESSAGE_BYTES
 
     def make_consumer(self) -> ConsumerHarness:
         """Hook: the consumer under test, running the three handlers the module docstring describes."""
@@ -116,13 +122,13 @@ class ConsumerContract(Contract):
             '{"metadata": {"eventName": "doGood", "x": "MARKER"',
             '{"metadata": {"publisherName": "MARKER"}, "payload": {}}',
             '{"metadata": {"eventName": "orderPlaced"}, "payload": {"order_id": "MARKER"}}',
-            '{"metadata": {"eventName": "doGood"}, "payload": {"b": "MARKER' + "x" * 270_000 + '"}}',
+            '{"metadata": {"eventName": "doGood"}, "payload": {"b": "MARKER", "padding": "PADDING"}}',
         ],
         ids=["malformed-json", "no-event-name", "payload-fails-its-class", "oversized"],
     )
     def test_bad_input_is_dead_lettered(self, bad: str) -> None:
         marker = uuid.uuid4().hex
-        self.consumer.send(bad.replace("MARKER", marker))
+        self.consumer.send(bad.replace("MARKER", marker).replace("PADDING", "x" * self.max_message_bytes))
         self.consumer.settle(lambda: self.dead_with(marker))
         assert len(self.dead_with(marker)) == 1
         assert not self.mine("doGood", marker)

@@ -1,0 +1,370 @@
+"""Topology as code: what a service needs on the message bus, derived from its code and settings, and how what is
+deployed differs from it.
+
+Pure: no vendor library, no I/O. :func:`topology_of` builds the :class:`Topology` the code implies (the topic it
+publishes to, its queue and dead-letter queue, the subscription of the queue to each topic with the filter policy
+from the ``@subscribe`` registry, the queue policy that lets those topics send to the queue); an adapter
+(:class:`eventbus.ports.TopologyStore`) reads what is deployed as a :class:`Deployed` snapshot;
+:mod:`eventbus.core.topology_plan` compares the two: ``plan`` lists the :class:`Change` s that make the deployment
+match, ``drift`` the :class:`Drift` s a check reports.
+
+A :class:`Deployed` snapshot carries AWS's attribute names (``VisibilityTimeout``, ``Policy``, ``FilterPolicy``...); a
+:class:`Change` names topics and queues, never ARNs: what a plan creates has no ARN yet, so the adapter resolves them
+when it applies the change (``eventbus.core.topology_plan`` has the documents it builds then).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Final
+
+from eventbus.errors import ConfigurationError
+
+__all__ = [
+    "DEAD_LETTER_RETENTION",
+    "FILTER_POLICY_MAX_BYTES",
+    "FILTER_POLICY_MAX_VALUES",
+    "SID_PREFIX",
+    "SNS_DEFAULT_MAX_MESSAGE_BYTES",
+    "VISIBILITY_MARGIN",
+    "Change",
+    "ChangeKind",
+    "Deployed",
+    "DeployedQueue",
+    "DeployedSubscription",
+    "Drift",
+    "DriftKind",
+    "QueueSpec",
+    "SubscriptionSpec",
+    "Topology",
+    "compact_json",
+    "filter_policy",
+    "queue_policy",
+    "topic_name_of",
+    "topology_of",
+]
+
+#: SNS: the total combination of values in one filter policy.
+FILTER_POLICY_MAX_VALUES: Final = 150
+#: SNS: the size of one filter policy document, bytes.
+FILTER_POLICY_MAX_BYTES: Final = 256 * 1024
+#: SNS's default ``MaximumMessageSize`` of a topic: larger events need the attribute raised (up to 1 MiB).
+SNS_DEFAULT_MAX_MESSAGE_BYTES: Final = 262_144
+#: Seconds a queue's visibility timeout must exceed the longest handler time limit by.
+VISIBILITY_MARGIN: Final = 30
+#: The dead-letter queue keeps messages SQS's longest (14 days): SQS's own redrive keeps a message's first enqueue
+#: time, so with the default 4 days a message that failed slowly would expire soon after it arrived there.
+DEAD_LETTER_RETENTION: Final = 1_209_600
+#: Every queue-policy statement eventbus writes has the ``Sid`` ``eventbus-<topic name>``; others are the user's.
+SID_PREFIX: Final = "eventbus-"
+_SQS_MAX_VISIBILITY: Final = 43_200
+_SQS_MESSAGE_BYTES: Final = (1024, 1_048_576)
+_SQS_RECEIVE_COUNT: Final = (1, 1000)
+_QUEUE_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,80}")
+_TOPIC_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,256}")
+_SCOPE: Final = "MessageBody"
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSpec:
+    """The service's queue and its dead-letter queue (the tags go on both)."""
+
+    name: str
+    dead_letter_name: str
+    max_receive_count: int
+    visibility_timeout: int
+    #: Longest body SQS accepts on the queue (``MaximumMessageSize``); the dead-letter queue takes the same.
+    max_message_bytes: int
+    tags: Mapping[str, str] = field(default_factory=dict)
+    #: The longest handler time limit plus :data:`VISIBILITY_MARGIN` (0: no handler has a limit).
+    required_visibility_timeout: int = 0
+    #: The dead-letter queue's ``MessageRetentionPeriod``, seconds.
+    dead_letter_retention: int = DEAD_LETTER_RETENTION
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionSpec:
+    """The queue's subscription to one topic."""
+
+    topic: str
+    raw_delivery: bool
+    #: Event names SNS delivers to the queue (``FilterPolicyScope=MessageBody`` on ``metadata.eventName``);
+    #: ``None``: every event (no filter policy).
+    event_names: tuple[str, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """What the code implies: topics it publishes to, its queue, its subscriptions."""
+
+    publishes_to: tuple[str, ...]
+    queue: QueueSpec
+    subscriptions: tuple[SubscriptionSpec, ...]
+    #: Warnings found while deriving it (e.g. a visibility timeout shorter than a handler's time limit).
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DeployedSubscription:
+    """A subscription of the queue found on a topic."""
+
+    topic: str
+    arn: str
+    attributes: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class DeployedQueue:
+    """A queue found deployed, with its attributes (``None`` when it does not exist)."""
+
+    name: str
+    url: str
+    arn: str
+    attributes: Mapping[str, str]
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Deployed:
+    """What an adapter found: topic names that exist (with their ARNs), the queue, its dead-letter queue, and every
+    subscription of the queue (on any topic)."""
+
+    topics: Mapping[str, str]
+    queue: DeployedQueue | None
+    dead_letter_queue: DeployedQueue | None
+    subscriptions: tuple[DeployedSubscription, ...]
+    #: Attributes of the topics found, by topic name (what the store reports; an emulator may leave some out).
+    topic_attributes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+
+class ChangeKind(StrEnum):
+    """What :func:`plan` would do."""
+
+    CREATE_TOPIC = "create-topic"
+    SET_TOPIC_ATTRIBUTES = "set-topic-attributes"
+    CREATE_QUEUE = "create-queue"
+    SET_QUEUE_ATTRIBUTES = "set-queue-attributes"
+    TAG_QUEUE = "tag-queue"
+    SUBSCRIBE = "subscribe"
+    SET_SUBSCRIPTION_ATTRIBUTES = "set-subscription-attributes"
+    UNSUBSCRIBE = "unsubscribe"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One change to the deployment: its kind, the resource, and the values to set (adapter-neutral names).
+
+    ``resource`` is a topic name (the topic kinds, with ``max_message_bytes`` when SNS's default 262,144 is too small,
+    and the subscription kinds: the queue's subscription to that topic)
+    or a queue name. ``values`` by kind: ``create-queue`` ``dead_letter`` (bool); ``set-queue-attributes`` only what
+    differs of ``visibility_timeout``, ``max_message_bytes``, ``retention`` (seconds), ``redrive``
+    (``{"dead_letter_queue": name, "max_receive_count": n}``), ``policy`` (``{"allow": topic names, "revoke": topic
+    names}``); ``tag-queue`` ``tags``; the subscription kinds ``queue``, and ``raw_delivery`` and ``event_names``
+    (``None``: no filter policy), in ``set-subscription-attributes`` only when they differ, with ``subscription_arn``
+    (also in ``unsubscribe``).
+    """
+
+    kind: ChangeKind
+    resource: str
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        """One line for ``plan`` output."""
+        kind, name, values = self.kind, self.resource, self.values
+        if kind is ChangeKind.CREATE_TOPIC:
+            size = values.get("max_message_bytes")
+            return f"+ create topic {name}" + (f" (max message size {size} bytes)" if size else "")
+        if kind is ChangeKind.SET_TOPIC_ATTRIBUTES:
+            return f"~ set topic {name}: max message size {values.get('max_message_bytes')} bytes"
+        if kind is ChangeKind.CREATE_QUEUE:
+            return f"+ create queue {name}{' (dead-letter queue)' if values.get('dead_letter') else ''}"
+        if kind is ChangeKind.SET_QUEUE_ATTRIBUTES:
+            return f"~ set queue {name}: {'; '.join(_queue_values_text(values))}"
+        if kind is ChangeKind.TAG_QUEUE:
+            return f"~ tag queue {name}: {', '.join(f'{k}={v}' for k, v in sorted(values.get('tags', {}).items()))}"
+        queue = values.get("queue", "?")
+        if kind is ChangeKind.SUBSCRIBE:
+            return f"+ subscribe queue {queue} to topic {name} ({_delivery_text(values)})"
+        if kind is ChangeKind.SET_SUBSCRIPTION_ATTRIBUTES:
+            return f"~ set subscription of queue {queue} to topic {name}: {_delivery_text(values)}"
+        return f"- unsubscribe queue {queue} from topic {name}"
+
+
+def _queue_values_text(values: Mapping[str, Any]) -> list[str]:
+    parts = []
+    if "visibility_timeout" in values:
+        parts.append(f"visibility timeout {values['visibility_timeout']} s")
+    if "max_message_bytes" in values:
+        parts.append(f"maximum message size {values['max_message_bytes']} bytes")
+    if "retention" in values:
+        parts.append(f"retention {values['retention']} s")
+    if "redrive" in values:
+        redrive = values["redrive"]
+        parts.append(f"redrive to {redrive['dead_letter_queue']} after {redrive['max_receive_count']} receives")
+    if "policy" in values:
+        if values["policy"].get("allow"):
+            parts.append(f"policy allows topics {', '.join(values['policy']['allow'])} to send")
+        if values["policy"].get("revoke"):
+            parts.append(f"policy no longer allows topics {', '.join(values['policy']['revoke'])}")
+    return parts
+
+
+def _delivery_text(values: Mapping[str, Any]) -> str:
+    parts = []
+    if "event_names" in values:
+        names = values["event_names"]
+        parts.append("no filter: every event" if names is None else f"filter: {', '.join(names)}")
+    if "raw_delivery" in values:
+        parts.append(f"raw delivery {'on' if values['raw_delivery'] else 'off'}")
+    return "; ".join(parts)
+
+
+class DriftKind(StrEnum):
+    """A difference between the deployment and the code that ``check`` reports."""
+
+    MISSING_TOPIC = "missing-topic"
+    MISSING_QUEUE = "missing-queue"
+    MISSING_DEAD_LETTER_QUEUE = "missing-dead-letter-queue"
+    REDRIVE = "redrive"
+    VISIBILITY = "visibility"
+    MAX_MESSAGE_SIZE = "max-message-size"
+    QUEUE_POLICY = "queue-policy"
+    MISSING_SUBSCRIPTION = "missing-subscription"
+    RAW_DELIVERY = "raw-delivery"
+    FILTER_POLICY = "filter-policy"
+    EXTRA_SUBSCRIPTION = "extra-subscription"
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """One difference, named so an operator can act on it."""
+
+    kind: DriftKind
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}: {self.detail}"
+
+
+def _check_range(name: str, value: int, low: int, high: int) -> None:
+    if not low <= value <= high:
+        raise ConfigurationError(f"{name}: must be between {low} and {high} (SQS's limits)")
+
+
+def topology_of(
+    *,
+    topic: str,
+    queue: str,
+    event_names: Iterable[str] | None,
+    dead_letter_suffix: str = "__dlq",
+    max_receive_count: int = 5,
+    visibility_timeout: int = 30,
+    handler_time_limits: Iterable[float | None] = (),
+    raw_delivery: bool = False,
+    max_message_bytes: int = 1024 * 1024,
+    tags: Mapping[str, str] | None = None,
+) -> Topology:
+    """The topology the code implies (``event_names=None``: the queue takes every event, no filter policy).
+
+    No event name at all (no handler) subscribes the queue to nothing, with a warning: SNS refuses an empty filter
+    policy, and no filter would deliver every event only for the worker to drop it. The visibility timeout is raised
+    to the longest handler time limit plus :data:`VISIBILITY_MARGIN` (capped at SQS's 12 hours), with a warning.
+
+    Raises:
+        ConfigurationError: the filter policy would exceed SNS's limits (names the count and the limit), a name is
+            not a valid SQS queue or SNS topic name, or a number is outside SQS's limits.
+    """
+    dead_letter = f"{queue}{dead_letter_suffix}"
+    for what, name, pattern in (("topic", topic, _TOPIC_NAME), ("queue", queue, _QUEUE_NAME)):
+        if not pattern.fullmatch(name):
+            raise ConfigurationError(f"{what}: not a valid name (letters, digits, hyphens, underscores; no FIFO)")
+    if not _QUEUE_NAME.fullmatch(dead_letter):
+        raise ConfigurationError("dead_letter_suffix: the dead-letter queue's name is not a valid SQS queue name")
+    _check_range("max_receive_count", max_receive_count, *_SQS_RECEIVE_COUNT)
+    _check_range("visibility_timeout", visibility_timeout, 0, _SQS_MAX_VISIBILITY)
+    _check_range("max_message_bytes", max_message_bytes, *_SQS_MESSAGE_BYTES)
+    warnings: list[str] = []
+    limits = [limit for limit in handler_time_limits if limit is not None]
+    required = math.ceil(max(limits)) + VISIBILITY_MARGIN if limits else 0
+    chosen = max(visibility_timeout, required)
+    if chosen > _SQS_MAX_VISIBILITY:
+        chosen = _SQS_MAX_VISIBILITY
+        warnings.append(
+            f"the longest handler time limit ({max(limits):g} s) plus {VISIBILITY_MARGIN} s exceeds SQS's longest "
+            f"visibility timeout ({_SQS_MAX_VISIBILITY} s): a handler running that long may run twice"
+        )
+    elif chosen > visibility_timeout:
+        warnings.append(
+            f"visibility_timeout raised from {visibility_timeout} s to {chosen} s: the longest handler time limit is "
+            f"{max(limits):g} s, plus a {VISIBILITY_MARGIN} s margin"
+        )
+    subscriptions: tuple[SubscriptionSpec, ...] = ()
+    if event_names is None:
+        subscriptions = (SubscriptionSpec(topic, raw_delivery, None),)
+    else:
+        names = tuple(sorted(set(event_names)))
+        if names:
+            filter_policy(names)  # refuses a registry over SNS's limits now, not at apply
+            subscriptions = (SubscriptionSpec(topic, raw_delivery, names),)
+        else:
+            warnings.append(f"no handler takes any event: queue {queue} is not subscribed to topic {topic}")
+    spec = QueueSpec(
+        queue, dead_letter, max_receive_count, chosen, max_message_bytes, dict(tags or {}), min(required, chosen)
+    )
+    return Topology((topic,), spec, subscriptions, tuple(warnings))
+
+
+def compact_json(document: Any) -> str:
+    """``document`` as the compact JSON text eventbus sends to AWS (the form SNS's size limit is measured on)."""
+    return json.dumps(document, separators=(",", ":"))
+
+
+def filter_policy(event_names: Iterable[str]) -> dict[str, Any]:
+    """The SNS filter policy (``FilterPolicyScope=MessageBody``) that delivers only these event names.
+
+    Raises:
+        ConfigurationError: no name, or more names or bytes than SNS allows in one filter policy.
+    """
+    names = sorted(set(event_names))
+    policy = {"metadata": {"eventName": names}}
+    hint = "set EVENTBUS_FILTER_POLICY=false to subscribe the queue to every event"
+    if not names:
+        raise ConfigurationError("event_names: an SNS filter policy needs at least one event name")
+    if len(names) > FILTER_POLICY_MAX_VALUES:
+        raise ConfigurationError(
+            f"filter policy: {len(names)} event names, over SNS's limit of {FILTER_POLICY_MAX_VALUES} values; {hint}"
+        )
+    size = len(compact_json(policy).encode())
+    if size > FILTER_POLICY_MAX_BYTES:
+        raise ConfigurationError(
+            f"filter policy: {size} bytes for {len(names)} event names, over SNS's limit of "
+            f"{FILTER_POLICY_MAX_BYTES} bytes; {hint}"
+        )
+    return policy
+
+
+def queue_policy(queue_arn: str, topic_arns: Iterable[str]) -> dict[str, Any]:
+    """The SQS queue policy letting each topic send to the queue: one statement per topic, scoped by
+    ``aws:SourceArn``."""
+    statements = [
+        {
+            "Sid": f"{SID_PREFIX}{topic_name_of(arn)}",
+            "Effect": "Allow",
+            "Principal": {"Service": "sns.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": queue_arn,
+            "Condition": {"ArnEquals": {"aws:SourceArn": arn}},
+        }
+        for arn in dict.fromkeys(topic_arns)
+    ]
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def topic_name_of(arn: str) -> str:
+    """The name of a topic (or queue) from its ARN."""
+    return arn.rsplit(":", 1)[-1]
