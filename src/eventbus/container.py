@@ -152,7 +152,7 @@ def _missing(what: str, variable: str) -> Any:
 class Container(containers.DeclarativeContainer):
     """Ports wired to adapters. Override a provider in tests: ``with c.publisher.override(fake): ...``."""
 
-    settings = providers.Singleton(EventBusSettings)
+    settings = providers.Singleton(EventBusSettings.load)
 
     sqlalchemy_engine = providers.Resource(_sqlalchemy_engine, settings)
     sqlalchemy_sessions = providers.Singleton(_sqlalchemy_sessions, sqlalchemy_engine)
@@ -216,9 +216,11 @@ class Container(containers.DeclarativeContainer):
         outbox=providers.Singleton(OutboxPublisher, store=outbox_store, relay=outbox_relay),
     )
 
+    #: Resolves ``publisher`` on each publish, so an override (``container.publisher.override(...)``) reaches an
+    #: ``event_publisher`` built before it, and ends with it.
     event_publisher = providers.Singleton(
         EventPublisher,
-        publisher=publisher,
+        publisher=publisher.provider,
         publisher_name=providers.Callable(lambda s: s.publisher_name, settings),
     )
 

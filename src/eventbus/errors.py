@@ -21,6 +21,7 @@ __all__ = [
     "EnvelopeRejection",
     "EventBusError",
     "OutboxError",
+    "PayloadValidationError",
     "PublishError",
     "RefusedTask",
     "RepositoryError",
@@ -109,10 +110,17 @@ class EntityNotFound(RepositoryError):
     code: ClassVar[str] = "EntityNotFound"
 
 
-class CallbackPayloadError(EventBusError):
-    """The success payload could not be built from the entity; names the fields, never their values."""
+class PayloadValidationError(EventBusError):
+    """The success payload could not be built from the entity; names the fields, never their values.
+
+    (Its former name ``CallbackPayloadError`` still works: one class, one name in logs and in ``errorCode``.)
+    """
 
     code: ClassVar[str] = "PayloadValidationError"
+
+
+#: The former name of :class:`PayloadValidationError`.
+CallbackPayloadError = PayloadValidationError
 
 
 class DeduplicationError(EventBusError):

@@ -1,16 +1,26 @@
-"""Settings from ``EVENTBUS_*`` environment variables (pydantic-settings)."""
+"""Settings from ``EVENTBUS_*`` environment variables and, in a Django project, its ``EVENTBUS`` dict.
+
+Precedence, highest first: values passed to :class:`EventBusSettings` in code, ``EVENTBUS_<NAME>`` environment
+variables, the Django setting ``EVENTBUS = {"<NAME>": ...}`` (when ``DJANGO_SETTINGS_MODULE`` is set), the defaults.
+:meth:`EventBusSettings.load` (what the container uses) reports a wrong setting by the name the user wrote.
+"""
 
 from __future__ import annotations
 
+import difflib
 import os
-from typing import Literal
+import sys
+from collections.abc import Mapping
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from eventbus.core.envelope import MAX_MESSAGE_BYTES
 from eventbus.core.naming import default_queue_name
+from eventbus.errors import ConfigurationError
 
 
 class EventBusSettings(BaseSettings):
@@ -21,6 +31,51 @@ class EventBusSettings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(env_prefix="EVENTBUS_", extra="forbid", frozen=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Code, then the environment, then Django's ``EVENTBUS`` dict."""
+        return init_settings, env_settings, DjangoSettingsSource(settings_cls)
+
+    @classmethod
+    def load(cls, **values: Any) -> EventBusSettings:
+        """The settings of this process; a wrong one is a :class:`ConfigurationError` naming it as the user wrote it
+        (``EVENTBUS_WAIT_TIME_SECONDS``, ``EVENTBUS["WAIT_TIME_SECONDS"]``), never echoing its value.
+
+        Raises:
+            ConfigurationError: an unknown or invalid setting.
+        """
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise ConfigurationError(_describe_errors(exc, values)) from None
+
+    def effective(self) -> list[tuple[str, str, str]]:
+        """Each setting as ``(name, value, source)``: the name as the user writes it, secrets masked, and where the
+        value came from (``environment``, ``Django EVENTBUS``, ``code`` or ``default``)."""
+        django = django_eventbus_settings() or {}
+        rows = []
+        for field in type(self).model_fields:
+            variable = f"EVENTBUS_{field.upper()}"
+            value = getattr(self, field)
+            shown = "**********" if isinstance(value, SecretStr) else repr(value)
+            if variable in os.environ:
+                source = "environment"
+            elif field.upper() in django:
+                source = "Django EVENTBUS"
+            elif field in self.model_fields_set:
+                source = "code"
+            else:
+                source = "default"
+            rows.append((variable, shown, source))
+        return rows
 
     #: SNS/SQS endpoint; ``None`` means real AWS. The embedded emulator listens on http://localhost:4566.
     endpoint_url: str | None = None
@@ -89,6 +144,9 @@ class EventBusSettings(BaseSettings):
     #: How long a claim on an event holds after its holder's last renewal, seconds (renewed every third of it while
     #: the handler runs; after a crash, a redelivery waits at most this long).
     dedup_lease: float = 30.0
+    #: What a worker does when its start-up checks find a problem (the queue it consumes is missing, not subscribed to
+    #: the topic, has no dead-letter queue, or is not ``queue_name``): ``error`` refuses to start, ``warn`` logs it.
+    startup_checks: Literal["error", "warn"] = "error"
     #: Topology (``eventbus topology``): receives of a message before SQS moves it to the dead-letter queue.
     max_receive_count: int = Field(default=5, ge=1, le=1000)
     #: Topology: the queue's visibility timeout, seconds (raised to the longest handler time limit plus a margin).
@@ -121,7 +179,7 @@ class EventBusSettings(BaseSettings):
             and key[len(prefix) :].lower() not in type(self).model_fields
         )
         if unknown:
-            raise ValueError(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(type(self).model_fields)}")
+            raise ValueError(f"unknown setting(s) {_with_suggestions(unknown, prefix)}")
         if not self.queue_name:
             object.__setattr__(self, "queue_name", default_queue_name(self.environment, self.service))
         if not self.publisher_name:
@@ -149,3 +207,93 @@ class EventBusSettings(BaseSettings):
             parts = urlsplit(self.endpoint_url)
             return f"sqs://{auth}{parts.netloc.rsplit('@', 1)[-1]}"
         return f"sqs://{auth}"
+
+
+def _with_suggestions(unknown: list[str], prefix: str) -> str:
+    """``EVENTBUS_ENDPOINT_URLL (did you mean EVENTBUS_ENDPOINT_URL?)``, for each unknown name."""
+    known = [f"{prefix}{name.upper()}" for name in EventBusSettings.model_fields]
+    described = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.85)
+        described.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return ", ".join(described) + "; the settings are listed in the README's Configuration table"
+
+
+def _describe_errors(exc: ValidationError, values: Mapping[str, Any]) -> str:
+    """The errors of ``exc`` by the names the user wrote, without the values (they may be secrets)."""
+    django = django_eventbus_settings() or {}
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        field = str(error["loc"][0]) if error["loc"] else ""
+        if not field:
+            lines.append(error["msg"].removeprefix("Value error, "))
+            continue
+        if field in values:
+            name = field
+        elif f"EVENTBUS_{field.upper()}" in os.environ:
+            name = f"EVENTBUS_{field.upper()}"
+        elif field.upper() in django:
+            name = f'EVENTBUS["{field.upper()}"] (Django settings)'
+        else:
+            name = f"EVENTBUS_{field.upper()}"
+        lines.append(f"{name}: {error['msg']}")
+    return "invalid eventbus settings: " + "; ".join(lines)
+
+
+def django_eventbus_settings() -> dict[str, Any] | None:
+    """Django's ``EVENTBUS`` setting when this process runs a Django project (``DJANGO_SETTINGS_MODULE`` set or
+    settings configured), else ``None``. Reading it imports the project's settings module, not the apps.
+
+    Raises:
+        ConfigurationError: ``EVENTBUS`` is not a dict of upper-case names, or the project's settings hold a
+            top-level ``EVENTBUS_<NAME>`` setting (which nothing would read).
+    """
+    if not os.environ.get("DJANGO_SETTINGS_MODULE") and "django.conf" not in sys.modules:
+        return None
+    try:
+        from django.conf import settings
+    except ImportError:
+        return None
+    if not settings.configured:
+        return None
+    stray = sorted(
+        name for name in dir(settings) if name.startswith("EVENTBUS_") and not name.startswith("EVENTBUS_TEST")
+    )
+    if stray:
+        raise ConfigurationError(
+            f"Django setting(s) {', '.join(stray)} are not read: eventbus reads the EVENTBUS_* environment variables "
+            "and the Django setting EVENTBUS = {"
+            + ", ".join(f'"{name.removeprefix("EVENTBUS_")}": ...' for name in stray)
+            + "}"
+        )
+    raw = getattr(settings, "EVENTBUS", None)
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise ConfigurationError(f"the Django setting EVENTBUS must be a dict, not {type(raw).__name__}")
+    known = {name.upper() for name in EventBusSettings.model_fields}
+    unknown = sorted(str(key) for key in raw if key not in known)
+    if unknown:
+        described = []
+        for key in unknown:
+            close = difflib.get_close_matches(key.upper(), sorted(known), n=1, cutoff=0.85)
+            hint = f' (did you mean "{close[0]}"?)' if close else ""
+            described.append(f'EVENTBUS["{key}"]{hint}')
+        raise ConfigurationError(
+            f"unknown key(s) in the Django setting EVENTBUS: {', '.join(described)}; its keys are the EVENTBUS_* "
+            "variables' names without the prefix, in upper case"
+        )
+    return dict(raw)
+
+
+class DjangoSettingsSource(PydanticBaseSettingsSource):
+    """Values of Django's ``EVENTBUS`` dict, below the environment in precedence."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        values = django_eventbus_settings() or {}
+        key = field_name.upper()
+        return values.get(key), key, False
+
+    def __call__(self) -> dict[str, Any]:
+        values = django_eventbus_settings() or {}
+        return {key.lower(): value for key, value in values.items()}

@@ -9,7 +9,7 @@ import pytest
 from eventbus.adapters.memory import InMemoryEntityRepository, InMemoryPublisher
 from eventbus.core.callback import CallbackSpec, EntityCallbacks, error_code, safe_error_message
 from eventbus.core.publishing import EventPublisher
-from eventbus.errors import CallbackPayloadError, EntityNotFound, SuccessEventNotPublished
+from eventbus.errors import EntityNotFound, PayloadValidationError, SuccessEventNotPublished
 from eventbus.payload import EventFailPayload, EventPayload
 
 
@@ -106,7 +106,7 @@ def test_payload_that_does_not_fit_names_the_field() -> None:
         weight: float
 
     callbacks, repository, port = make(payload=Strict)
-    with pytest.raises(CallbackPayloadError, match="weight") as caught, repository.atomic():
+    with pytest.raises(PayloadValidationError, match="weight") as caught, repository.atomic():
         callbacks.get_instance(id="o-1")
         callbacks.succeed()
     callbacks.fail(caught.value)

@@ -264,7 +264,7 @@ def test_invalid_settings_are_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatc
         set_container(None)
     assert code == EXIT_ERROR
     line = err.getvalue()
-    assert line.startswith("eventbus topology check: ConfigurationError: invalid settings:")
+    assert line.startswith("eventbus topology check: ConfigurationError: invalid eventbus settings:")
     assert "EVENTBUS_NO_SUCH_SETTING" in line
     assert len(line.splitlines()) == 1
 

@@ -15,7 +15,13 @@ from pydantic import ValidationError
 from eventbus.core.envelope import Envelope, describe_validation_error
 from eventbus.core.payload import EventFailPayload, EventPayload
 from eventbus.core.publishing import EventPublisher
-from eventbus.errors import CallbackPayloadError, EntityNotFound, EventBusError, PublishError, SuccessEventNotPublished
+from eventbus.errors import (
+    EntityNotFound,
+    EventBusError,
+    PayloadValidationError,
+    PublishError,
+    SuccessEventNotPublished,
+)
 from eventbus.ports import EntityRepository
 
 
@@ -73,7 +79,7 @@ class EntityCallbacks:
         """Build the success event from the loaded instance (``None`` without ``payload_cls``).
 
         Raises:
-            CallbackPayloadError: the instance does not fit ``payload_cls``.
+            PayloadValidationError: the instance does not fit ``payload_cls``.
         """
         if self.spec.payload_cls is None:
             return None
@@ -82,7 +88,7 @@ class EntityCallbacks:
             payload = self.spec.payload_cls.model_validate(source, from_attributes=True)
         except ValidationError as exc:
             detail = describe_validation_error(exc, "", self.spec.payload_cls)
-            raise CallbackPayloadError(f"{self.spec.payload_cls.__name__} cannot be built: {detail}") from None
+            raise PayloadValidationError(f"{self.spec.payload_cls.__name__} cannot be built: {detail}") from None
         entity_id = self.repository.identity(source) if source is not None else self._lookup_id()
         return self.publisher.envelope(payload, entity_id=entity_id)
 

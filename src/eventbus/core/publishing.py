@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pydantic import SecretStr
@@ -29,16 +29,21 @@ class EventPublisher:
     ``publishDate`` is now in UTC, ``publisherName`` the configured service name, and when an
     event is being handled in this context its trace continues (same trace id, new span id,
     ``tracestate`` copied).
+
+    ``publisher`` is the port, or a callable returning it on each use (the container passes its provider, so an
+    override of ``container.publisher`` reaches an ``EventPublisher`` built before it).
     """
 
-    def __init__(self, publisher: Publisher, publisher_name: str) -> None:
-        self._publisher = publisher
+    def __init__(self, publisher: Publisher | Callable[[], Publisher], publisher_name: str) -> None:
+        self._resolve: Callable[[], Publisher] = (
+            (lambda: publisher) if isinstance(publisher, Publisher) else publisher
+        )
         self._publisher_name = publisher_name
 
     @property
     def port(self) -> Publisher:
-        """The transport this publisher sends through."""
-        return self._publisher
+        """The transport this publisher sends through (now: an override in force is what it returns)."""
+        return self._resolve()
 
     def envelope(
         self,
@@ -90,7 +95,7 @@ class EventPublisher:
             error_origin=error_origin,
             authorization=authorization,
         )
-        return self._publisher.publish(envelope)
+        return self.port.publish(envelope)
 
     def publish_batch(self, items: Sequence[EventPayload | Outgoing]) -> list[str]:
         """Publish many payloads (batched by the transport); return ids in order.
@@ -106,4 +111,4 @@ class EventPublisher:
                     out.payload, entity_id=out.entity_id, error_code=out.error_code, error_origin=out.error_origin
                 )
             )
-        return self._publisher.publish_batch(envelopes)
+        return self.port.publish_batch(envelopes)

@@ -1,8 +1,9 @@
 """``eventbus emulator``: run the embedded SNS/SQS emulator in the foreground until interrupted.
 
 With ``-A app`` it provisions the app's topology (:func:`eventbus.celery.topology.topology_for`, through the same
-:class:`~eventbus.adapters.aws.AwsTopologyStore` and plan as ``eventbus topology apply``); without it, the seed's topic
-and queue, so the seed's AWS CLI workflow keeps working.
+:class:`~eventbus.adapters.aws.AwsTopologyStore` and plan as ``eventbus topology apply``); without it, the topic and
+queue of the ``EVENTBUS_*`` settings (by default ``local_sns`` and ``local__service__queue``: the queue a worker with
+the default settings consumes), or those given with ``--topic``/``--queue`` (the seed's ``--queue queue_name``).
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from typing import Any
 
 __all__ = ["run_emulator"]
 
-_SEED_TOPIC = "local_sns"
-_SEED_QUEUE = "queue_name"
 
 
 def run_emulator(argv: list[str] | None = None) -> int:
@@ -31,12 +30,12 @@ def run_emulator(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "-A", "--app", help="provision this Celery app's topology (as eventbus topology apply -A does) instead"
     )
-    parser.add_argument("--topic", help=f"topic to create (default {_SEED_TOPIC}; not with -A: EVENTBUS_TOPIC)")
+    parser.add_argument("--topic", help="topic to create (default: EVENTBUS_TOPIC, local_sns; not with -A)")
     parser.add_argument(
         "--queue",
         action="append",
         dest="queues",
-        help=f"queue to create and subscribe (repeatable; default {_SEED_QUEUE}; not with -A: EVENTBUS_QUEUE_NAME)",
+        help="queue to create and subscribe (repeatable; default: EVENTBUS_QUEUE_NAME; not with -A)",
     )
     args = parser.parse_args(argv)
     if args.app and (args.topic or args.queues):
@@ -54,7 +53,10 @@ def run_emulator(argv: list[str] | None = None) -> int:
             if args.app:
                 _provision_app(server, args.app)
             else:
-                _provision_seed(server, args.topic or _SEED_TOPIC, args.queues or [_SEED_QUEUE])
+                from eventbus.container import get_container
+
+                settings = get_container().settings()
+                _provision_seed(server, args.topic or settings.topic, args.queues or [settings.queue_name])
         except (EventBusError, ValidationError) as exc:
             # the server thread would keep the process alive: stop it before reporting
             server.stop()

@@ -1,0 +1,3 @@
+"""Integrations with frameworks: :mod:`eventbus.contrib.django`."""
+
+__all__: list[str] = []
