@@ -35,9 +35,7 @@ class EventPublisher:
     """
 
     def __init__(self, publisher: Publisher | Callable[[], Publisher], publisher_name: str) -> None:
-        self._resolve: Callable[[], Publisher] = (
-            (lambda: publisher) if isinstance(publisher, Publisher) else publisher
-        )
+        self._resolve: Callable[[], Publisher] = (lambda: publisher) if isinstance(publisher, Publisher) else publisher
         self._publisher_name = publisher_name
 
     @property

@@ -18,7 +18,6 @@ from typing import Any
 __all__ = ["run_emulator"]
 
 
-
 def run_emulator(argv: list[str] | None = None) -> int:
     """Start the emulator, provision the app's topology (``-A``) or the seed's topic and queue, serve until
     SIGINT/SIGTERM."""
