@@ -296,6 +296,11 @@ def get_container() -> Container:
     return _container
 
 
+def current_container() -> Container | None:
+    """The process-wide container if one was built or set, without building one (``None`` otherwise)."""
+    return _container
+
+
 def set_container(container: Container | None) -> None:
     """Replace the process-wide container (``None``: rebuild from the environment on next use)."""
     global _container

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import sys
 from collections.abc import Mapping
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic.fields import FieldInfo
@@ -21,6 +22,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from eventbus.core.envelope import MAX_MESSAGE_BYTES
 from eventbus.core.naming import default_queue_name
 from eventbus.errors import ConfigurationError
+
+#: ``scheme://user:password@`` in a URL: what :meth:`EventBusSettings.effective` masks.
+_URL_CREDENTIALS = re.compile(r"(^[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]*@")
 
 
 class EventBusSettings(BaseSettings):
@@ -65,7 +69,12 @@ class EventBusSettings(BaseSettings):
         for field in type(self).model_fields:
             variable = f"EVENTBUS_{field.upper()}"
             value = getattr(self, field)
-            shown = "**********" if isinstance(value, SecretStr) else repr(value)
+            if isinstance(value, SecretStr):
+                shown = "**********"
+            elif isinstance(value, str):
+                shown = repr(_URL_CREDENTIALS.sub(r"\1***@", value))  # database/redis URLs with passwords
+            else:
+                shown = repr(value)
             if variable in os.environ:
                 source = "environment"
             elif field.upper() in django:
@@ -202,7 +211,8 @@ class EventBusSettings(BaseSettings):
     def broker_url(self) -> str:
         """The kombu SQS broker URL for these settings (credentials, and the endpoint's host and port)."""
         key, secret = self.secret_pair()
-        auth = f"{key}:{secret}@" if key and secret else ""
+        # quoted: an AWS secret may hold "/" or "+" (kombu unquotes both parts)
+        auth = f"{quote(key, safe='')}:{quote(secret, safe='')}@" if key and secret else ""
         if self.endpoint_url:
             parts = urlsplit(self.endpoint_url)
             return f"sqs://{auth}{parts.netloc.rsplit('@', 1)[-1]}"
@@ -254,8 +264,8 @@ def django_eventbus_settings() -> dict[str, Any] | None:
         from django.conf import settings
     except ImportError:
         return None
-    if not settings.configured:
-        return None
+    if not settings.configured and not os.environ.get("DJANGO_SETTINGS_MODULE"):
+        return None  # (with the variable set, reading an attribute loads the settings module: a celery.py runs first)
     stray = sorted(
         name for name in dir(settings) if name.startswith("EVENTBUS_") and not name.startswith("EVENTBUS_TEST")
     )

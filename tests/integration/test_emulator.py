@@ -67,9 +67,15 @@ def test_seed_aws_cli_instructions_then_a_worker_runs_the_handlers(
     arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     assert arn == "arn:aws:sqs:eu-west-2:000000000000:queue_name"
 
+    # the seed's create-queue makes no dead-letter queue: the worker's start-up check refuses that unless told to warn
     worker = start_worker(
-        "tests.integration.worker_app", Topology(topic, "queue_name", queue_url, ""), endpoint, tmp_path
+        "tests.integration.worker_app",
+        Topology(topic, "queue_name", queue_url, ""),
+        endpoint,
+        tmp_path,
+        env={"EVENTBUS_STARTUP_CHECKS": "warn"},
     )
+    assert "queue queue_name has no redrive policy" in worker.log()
     try:
         for message in (SEED_DO_GOOD, SEED_DO_NICE):
             aws(endpoint, "sns", "publish", "--topic-arn", topic, "--message", message)

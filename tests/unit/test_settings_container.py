@@ -129,3 +129,26 @@ def test_an_outbox_claim_lease_a_relay_pass_could_outlast_is_refused_when_the_re
     assert (container.outbox_relay().lease, container.outbox_relay().batch_size) == (60.0, 1)
     # the in-memory transport returns at once: the lease needs no more than the default
     assert build_container(EventBusSettings(publisher="memory", outbox="memory")).outbox_relay().lease == 60.0
+
+
+def test_the_broker_url_quotes_credentials_kombu_unquotes() -> None:
+    from kombu.utils.url import url_to_parts
+
+    from eventbus.settings import EventBusSettings
+
+    settings = EventBusSettings.load(access_key_id="AKIA/EXAMPLE", secret_access_key="wJalr/XUtn+FEMI=K7MDENG")
+    parts = url_to_parts(settings.broker_url())
+    assert (parts.username, parts.password) == ("AKIA/EXAMPLE", "wJalr/XUtn+FEMI=K7MDENG")
+
+
+def test_effective_settings_mask_secrets_and_url_passwords() -> None:
+    from eventbus.settings import EventBusSettings
+
+    settings = EventBusSettings.load(
+        database_url="postgresql+psycopg://orders:s3cret-pw@db:5432/orders", signing_key="k3y-value-long"
+    )
+    shown = " ".join(f"{name}={value} ({source})" for name, value, source in settings.effective())
+    assert "s3cret-pw" not in shown
+    assert "k3y-value-long" not in shown
+    assert "EVENTBUS_DATABASE_URL='postgresql+psycopg://***@db:5432/orders' (code)" in shown
+    assert "EVENTBUS_REGION='eu-west-2' (default)" in shown

@@ -10,6 +10,7 @@ from typing import Any, TypeVar, overload
 
 from celery import Task, shared_task
 from celery.exceptions import Reject
+from celery.signals import celeryd_after_setup
 
 from eventbus.celery.outcomes import DeadLetter
 from eventbus.celery.redaction import REDACTOR, ensure_installed, safe_kwargs_repr, secrets_of_kwargs
@@ -209,3 +210,15 @@ def subscribe(
     if fn is not None:
         return decorate(fn)
     return decorate
+
+
+def _check_worker_at_start(instance: Any = None, **_: Any) -> None:
+    """Celery's ``celeryd_after_setup``: the worker's start-up checks (:mod:`eventbus.celery.startup`)."""
+    from eventbus.celery.startup import check_worker
+
+    check_worker(instance)
+
+
+# connected here, where @subscribe lives: a worker whose app has @subscribe tasks runs the checks even when the app
+# never called configure() (and so would otherwise run Celery's consumer, deleting every event)
+celeryd_after_setup.connect(_check_worker_at_start, weak=False, dispatch_uid="eventbus-startup-checks")

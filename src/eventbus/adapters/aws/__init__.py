@@ -15,6 +15,7 @@ if find_spec("boto3") is None:  # fail here, naming the extra, not with a bare M
 
 if TYPE_CHECKING:
     from eventbus.adapters.aws.clients import boto_client, sns_client, sqs_client
+    from eventbus.adapters.aws.inspection import QueueFacts, QueueInspector
     from eventbus.adapters.aws.sns import SNS_MAX_PAYLOAD_BYTES, SnsPublisher, longest_publish_batch
     from eventbus.adapters.aws.sqs import SqsQueues
     from eventbus.adapters.aws.topology import AwsTopologyStore, Provisioned, ProvisionedQueue, provision
@@ -24,6 +25,8 @@ __all__ = [
     "AwsTopologyStore",
     "Provisioned",
     "ProvisionedQueue",
+    "QueueFacts",
+    "QueueInspector",
     "SnsPublisher",
     "SqsQueues",
     "boto_client",
@@ -38,6 +41,8 @@ _MODULE_OF = {
     "AwsTopologyStore": "topology",
     "Provisioned": "topology",
     "ProvisionedQueue": "topology",
+    "QueueFacts": "inspection",
+    "QueueInspector": "inspection",
     "SnsPublisher": "sns",
     "SqsQueues": "sqs",
     "boto_client": "clients",

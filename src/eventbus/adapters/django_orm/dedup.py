@@ -11,16 +11,46 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from django.db import DatabaseError, IntegrityError, connections, transaction
 from django.db.models import Q
 
-from eventbus.adapters.django_orm.models import DedupRecord
-from eventbus.errors import DeduplicationError
+from eventbus.errors import ConfigurationError, DeduplicationError
 from eventbus.ports import Claim, DeduplicationStore
 
+if TYPE_CHECKING:
+    # imported when a store is built: importing the models of an app not in INSTALLED_APPS fails with Django's
+    # RuntimeError about DedupRecord, where require_adapter_app says what to do
+    from eventbus.adapters.django_orm.models import DedupRecord
+
 T = TypeVar("T")
+
+#: The Django app whose tables the deduplication store and the outbox use.
+ADAPTER_APP = "eventbus.adapters.django_orm"
+
+
+def require_adapter_app(store: str) -> None:
+    """Refuse to build ``store`` in a process where the app holding its table is not installed.
+
+    Raises:
+        ConfigurationError: ``eventbus.adapters.django_orm`` is not in ``INSTALLED_APPS``.
+    """
+    from django.apps import apps
+
+    if not apps.is_installed(ADAPTER_APP):
+        raise ConfigurationError(
+            f"the Django {store} keeps its rows in a table of the app {ADAPTER_APP!r}, which is not installed: add "
+            f'"{ADAPTER_APP}" to INSTALLED_APPS and run manage.py migrate'
+        )
+
+
+def _record_model() -> type[DedupRecord]:
+    require_adapter_app("deduplication store (EVENTBUS_DEDUP_STORE=django)")
+    from eventbus.adapters.django_orm.models import DedupRecord
+
+    return DedupRecord
+
 
 #: A claim looks again when a concurrent claim, expiry or purge changed the row between its statements.
 _CLAIM_ATTEMPTS = 5
@@ -30,6 +60,8 @@ class DjangoDeduplicationStore(DeduplicationStore):
     """Deduplication records in ``eventbus_dedup`` on one database alias (``default`` unless given)."""
 
     def __init__(self, using: str = "default") -> None:
+        """Raises: ConfigurationError: the app ``eventbus.adapters.django_orm`` is not in ``INSTALLED_APPS``."""
+        self._model = _record_model()
         self.using = using
 
     def _guard(self, operation: str, key: str, work: Callable[[], T]) -> T:
@@ -57,7 +89,7 @@ class DjangoDeduplicationStore(DeduplicationStore):
         """Insert the row; False if it exists already. The savepoint keeps an outer transaction usable."""
         try:
             with transaction.atomic(using=self.using):
-                DedupRecord.objects.using(self.using).create(
+                self._model.objects.using(self.using).create(
                     key=key, owner=owner, state=state.value, expires_at=expires_at
                 )
         except IntegrityError:
@@ -69,7 +101,7 @@ class DjangoDeduplicationStore(DeduplicationStore):
         return self._guard("claim", key, lambda: self._claim(key, owner, lease))
 
     def _claim(self, key: str, owner: str, lease: float) -> Claim:
-        records = DedupRecord.objects.using(self.using)
+        records = self._model.objects.using(self.using)
         for _ in range(_CLAIM_ATTEMPTS):
             now = time.time()
             taken = (
@@ -98,7 +130,7 @@ class DjangoDeduplicationStore(DeduplicationStore):
         self._guard("complete", key, lambda: self._complete(key, owner, keep_for))
 
     def _complete(self, key: str, owner: str, keep_for: float) -> None:
-        records = DedupRecord.objects.using(self.using)
+        records = self._model.objects.using(self.using)
         expires_at = time.time() + keep_for
         values = {"owner": owner, "state": Claim.DONE.value, "expires_at": expires_at}
         # the row may be gone (released, expired and purged): recreate it; if someone recreated it first, overwrite
@@ -107,7 +139,7 @@ class DjangoDeduplicationStore(DeduplicationStore):
 
     def release(self, key: str, owner: str) -> None:
         """See :meth:`DeduplicationStore.release`."""
-        records = DedupRecord.objects.using(self.using)
+        records = self._model.objects.using(self.using)
         self._guard(
             "release", key, lambda: records.filter(key=key, owner=owner, state=Claim.IN_PROGRESS.value).delete()
         )
@@ -115,7 +147,7 @@ class DjangoDeduplicationStore(DeduplicationStore):
     def purge_expired(self) -> int:
         """See :meth:`DeduplicationStore.purge_expired`."""
         try:
-            deleted, _ = DedupRecord.objects.using(self.using).filter(expires_at__lt=time.time()).delete()
+            deleted, _ = self._model.objects.using(self.using).filter(expires_at__lt=time.time()).delete()
         except DatabaseError as exc:
             self._drop_if_broken()
             raise DeduplicationError(f"purge_expired failed: {type(exc).__name__}") from exc

@@ -5,14 +5,26 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from django.db import DatabaseError, transaction
 from django.db.models import F, QuerySet
 
-from eventbus.adapters.django_orm.models import OutboxMessage
+from eventbus.adapters.django_orm.dedup import require_adapter_app
 from eventbus.core.envelope import Envelope
 from eventbus.errors import OutboxError
 from eventbus.ports import ClaimedBatch, OutboxStore
+
+if TYPE_CHECKING:
+    # imported when a store is built (see require_adapter_app)
+    from eventbus.adapters.django_orm.models import OutboxMessage
+
+
+def _message_model() -> type[OutboxMessage]:
+    require_adapter_app("outbox (EVENTBUS_OUTBOX=django)")
+    from eventbus.adapters.django_orm.models import OutboxMessage
+
+    return OutboxMessage
 
 
 class DjangoOutboxStore(OutboxStore):
@@ -25,13 +37,15 @@ class DjangoOutboxStore(OutboxStore):
     orm = "django"
 
     def __init__(self, using: str = "default") -> None:
+        """Raises: ConfigurationError: the app ``eventbus.adapters.django_orm`` is not in ``INSTALLED_APPS``."""
+        self._model = _message_model()
         self.using = using
 
     def add(self, envelopes: Sequence[Envelope]) -> list[str]:
         """Insert one row per envelope on the alias, in the open transaction if there is one."""
         now = time.time()
         rows = [
-            OutboxMessage(
+            self._model(
                 message_id=str(uuid.uuid4()),
                 event_name=envelope.event_name,
                 body=envelope.to_json(),
@@ -44,7 +58,7 @@ class DjangoOutboxStore(OutboxStore):
         ]
         if rows:
             try:
-                OutboxMessage._default_manager.using(self.using).bulk_create(rows)
+                self._model._default_manager.using(self.using).bulk_create(rows)
             except DatabaseError as exc:
                 raise OutboxError(f"outbox add failed: {type(exc).__name__}") from exc
         return [row.message_id for row in rows]
@@ -64,7 +78,7 @@ class DjangoOutboxStore(OutboxStore):
         token, now = str(uuid.uuid4()), time.time()
         if limit <= 0 or (ids is not None and not ids):
             return ClaimedBatch(token=token)
-        manager = OutboxMessage._default_manager.using(self.using)
+        manager = self._model._default_manager.using(self.using)
         try:
             # Candidates are read before the claiming transaction: on SQLite a transaction that has read cannot wait
             # for the write lock (it fails at once as "database is locked"), one that starts by writing can. The
@@ -111,11 +125,11 @@ class DjangoOutboxStore(OutboxStore):
             raise OutboxError(f"outbox mark_failed failed: {type(exc).__name__}") from exc
 
     def _claimed(self, token: str, ids: Sequence[str]) -> QuerySet[OutboxMessage]:
-        return OutboxMessage._default_manager.using(self.using).filter(claim_token=token, message_id__in=list(ids))
+        return self._model._default_manager.using(self.using).filter(claim_token=token, message_id__in=list(ids))
 
     def pending(self) -> int:
         """How many rows are stored (claimed or not)."""
         try:
-            return OutboxMessage._default_manager.using(self.using).count()
+            return self._model._default_manager.using(self.using).count()
         except DatabaseError as exc:
             raise OutboxError(f"outbox pending failed: {type(exc).__name__}") from exc

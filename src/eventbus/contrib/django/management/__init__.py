@@ -1,0 +1,3 @@
+"""Management commands of :mod:`eventbus.contrib.django`."""
+
+__all__: list[str] = []

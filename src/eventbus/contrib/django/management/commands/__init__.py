@@ -1,0 +1,3 @@
+"""``manage.py eventbus_relay`` and ``manage.py eventbus_topology``."""
+
+__all__: list[str] = []

@@ -1,0 +1,1 @@
+"""An app with a callback task whose payload class needs a field the model lacks."""

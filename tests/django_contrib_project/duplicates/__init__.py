@@ -1,0 +1,1 @@
+"""An app with a second handler of the shop's event."""
