@@ -15,6 +15,8 @@ import pytest
         ("eventbus.adapters.redis", "redis", "redis"),
         ("eventbus.adapters.sqlalchemy", "sqlalchemy", "sqlalchemy"),
         ("eventbus.adapters.django_orm", "django", "django"),
+        ("eventbus.celery", "celery", "sqs"),
+        ("eventbus.contrib.django", "django", "django"),
     ],
 )
 def test_a_missing_extra_is_named(monkeypatch: pytest.MonkeyPatch, package: str, dependency: str, extra: str) -> None:

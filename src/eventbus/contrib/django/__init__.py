@@ -6,4 +6,9 @@ deduplication store keeps its rows in Django's database (then run ``manage.py mi
 ``EVENTBUS`` is read without either entry (:mod:`eventbus.settings`).
 """
 
+try:
+    import django as _django  # noqa: F401  (fail here, naming the extra, rather than in INSTALLED_APPS' import)
+except ImportError as exc:
+    raise ImportError("eventbus's Django integration needs the django package: pip install 'eventbus[django]'") from exc
+
 __all__: list[str] = []
