@@ -13,6 +13,7 @@ from dependency_injector import containers, providers
 from eventbus.adapters.memory import InMemoryEntityRepository, InMemoryPublisher
 from eventbus.core.outbox import OutboxPublisher, OutboxRelay
 from eventbus.core.publishing import EventPublisher
+from eventbus.core.telemetry import Telemetry
 from eventbus.errors import ConfigurationError
 from eventbus.ports import EntityRepository
 from eventbus.settings import EventBusSettings
@@ -143,6 +144,17 @@ def _memory_outbox(repository: Any) -> Any:
     return InMemoryOutboxStore(repository)
 
 
+def _telemetry(settings: EventBusSettings) -> Telemetry:
+    """OpenTelemetry's spans and metrics when its API is installed (``EVENTBUS_TELEMETRY=auto``), else none."""
+    if settings.telemetry == "off":
+        return Telemetry()
+    try:
+        from eventbus.adapters.otel import OtelTelemetry
+    except ImportError:
+        return Telemetry()
+    return OtelTelemetry()
+
+
 def _missing(what: str, variable: str) -> Any:
     from eventbus.errors import ConfigurationError
 
@@ -153,6 +165,8 @@ class Container(containers.DeclarativeContainer):
     """Ports wired to adapters. Override a provider in tests: ``with c.publisher.override(fake): ...``."""
 
     settings = providers.Singleton(EventBusSettings.load)
+    #: Spans and metrics (:mod:`eventbus.core.telemetry`): OpenTelemetry's if installed, unless EVENTBUS_TELEMETRY=off.
+    telemetry = providers.Singleton(_telemetry, settings)
 
     sqlalchemy_engine = providers.Resource(_sqlalchemy_engine, settings)
     sqlalchemy_sessions = providers.Singleton(_sqlalchemy_sessions, sqlalchemy_engine)

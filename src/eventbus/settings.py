@@ -156,6 +156,14 @@ class EventBusSettings(BaseSettings):
     #: What a worker does when its start-up checks find a problem (the queue it consumes is missing, not subscribed to
     #: the topic, has no dead-letter queue, or is not ``queue_name``): ``error`` refuses to start, ``warn`` logs it.
     startup_checks: Literal["error", "warn"] = "error"
+    #: Spans and metrics: ``auto`` records them through the OpenTelemetry API when it is installed (the ``otel``
+    #: extra; a no-op until the application configures an SDK), ``off`` never.
+    telemetry: Literal["auto", "off"] = "auto"
+    #: Worker health: a file the worker touches while its consumer loop runs and SQS answers (``eventbus health``
+    #: checks its age); unset: no file.
+    health_file: str | None = None
+    #: How often the worker touches the health file, seconds; ``eventbus health`` calls it stale after three of these.
+    health_interval: float = Field(default=5.0, gt=0)
     #: Topology (``eventbus topology``): receives of a message before SQS moves it to the dead-letter queue.
     max_receive_count: int = Field(default=5, ge=1, le=1000)
     #: Topology: the queue's visibility timeout, seconds (raised to the longest handler time limit plus a margin).
