@@ -79,6 +79,12 @@ def _as_task_message(message: Message, decision: Decision) -> None:
         # the same for every delivery of one event (idempotent handlers deduplicate on it)
         "eventbus_event_id": decision.event_id or task_id,
     }
+    # W3C trace context as Celery task headers: OpenTelemetry's Celery instrumentation, when the user runs it, parents
+    # its task span on the event's producer instead of starting a new trace
+    if envelope.metadata.traceparent:
+        message.headers["traceparent"] = envelope.metadata.traceparent
+        if envelope.metadata.tracestate:
+            message.headers["tracestate"] = envelope.metadata.tracestate
     message.body = json.dumps([[], kwargs, _EMBED]).encode()
     message.content_type = "application/json"
     message.content_encoding = "utf-8"
