@@ -37,6 +37,56 @@ def test_an_unknown_variable_is_an_error_naming_it(monkeypatch: pytest.MonkeyPat
         EventBusSettings()
 
 
+def test_load_names_an_unknown_variable_as_written_with_a_suggestion(monkeypatch: pytest.MonkeyPatch) -> None:
+    from eventbus.errors import ConfigurationError
+
+    monkeypatch.setenv("EVENTBUS_ENDPOINT_URLL", "http://localhost:4566")
+    with pytest.raises(ConfigurationError) as caught:
+        EventBusSettings.load()
+    assert "EVENTBUS_ENDPOINT_URLL (did you mean EVENTBUS_ENDPOINT_URL?)" in str(caught.value)
+    assert "localhost" not in str(caught.value)
+
+
+def test_load_names_an_invalid_value_by_its_variable_never_echoing_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from eventbus.errors import ConfigurationError
+
+    monkeypatch.setenv("EVENTBUS_WAIT_TIME_SECONDS", "s3cret-looking")
+    with pytest.raises(ConfigurationError) as caught:
+        EventBusSettings.load()
+    assert str(caught.value).startswith("invalid eventbus settings: EVENTBUS_WAIT_TIME_SECONDS: ")
+    assert "s3cret-looking" not in str(caught.value)
+    assert "wait_time_seconds" not in str(caught.value)
+
+
+def test_the_emulator_provisions_the_queue_a_default_worker_consumes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``eventbus emulator`` without ``--queue`` provisions the settings' queue (the library's default name)."""
+    from eventbus.container import set_container
+    from eventbus.emulator import cli
+
+    provisioned: list[tuple[str, list[str]]] = []
+
+    class Server:
+        endpoint_url, account_id = "http://127.0.0.1:1", "000000000000"
+
+        def __init__(self, **_: object) -> None: ...
+
+        def start(self) -> Server:
+            return self
+
+        def stop(self) -> None: ...
+
+    monkeypatch.setattr("eventbus.emulator.server.EmulatorServer", Server)
+    monkeypatch.setattr(cli, "_provision_seed", lambda server, topic, queues: provisioned.append((topic, queues)))
+    monkeypatch.setattr(cli.threading.Event, "wait", lambda self, timeout=None: True)
+    monkeypatch.setattr(cli.signal, "signal", lambda signum, handler: None)  # leave pytest's handlers alone
+    set_container(None)
+    try:
+        assert cli.run_emulator([]) == 0
+    finally:
+        set_container(None)
+    assert provisioned == [("local_sns", [EventBusSettings().queue_name])] == [("local_sns", ["local__service__queue"])]
+
+
 def test_the_container_picks_the_publisher_and_connects_to_nothing() -> None:
     # port 9 (discard) on loopback: any connection attempt while wiring would fail loudly
     container = build_container(EventBusSettings(publisher="sns", endpoint_url="http://127.0.0.1:9"))
