@@ -1,8 +1,9 @@
-"""Payload base classes: pydantic v2 models whose class names give the event names."""
+"""Payload base classes: pydantic v2 models whose class names give the event names; :func:`publishes` declares
+the ones a service publishes (for its AsyncAPI document)."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic._internal._model_construction import ModelMetaclass
@@ -67,3 +68,39 @@ class EventFailPayload(EventPayload):
 
     entity_id: str | None = Field(default=None, alias="entityId")
     error_message: str = Field(default="", alias="errorMessage")
+
+
+#: The class attribute :func:`publishes` sets (read from the class's own ``__dict__``: not inherited).
+_PUBLISHED_MARK = "__eventbus_published__"
+
+P = TypeVar("P", bound=type[EventPayload])
+
+
+def publishes(first: P, /, *more: type[EventPayload]) -> P:
+    """Declare payload classes a service publishes, for its AsyncAPI document (``eventbus asyncapi``).
+
+    Use it as a class decorator (``@publishes`` on the payload class) or call it with the classes
+    (``publishes(OrderPlacedPayload, OrderCancelledPayload)``) in a module the Celery app imports. Callback tasks'
+    ``payload_cls`` and ``exception_payload_cls`` need no declaration. The mark is the class's own: a subclass is
+    not published unless declared too. Returns ``first``. Publishing is unaffected: this only documents.
+    """
+    for cls in (first, *more):
+        if not (isinstance(cls, type) and issubclass(cls, EventPayload)):
+            raise TypeError(f"publishes() takes EventPayload subclasses, not {cls!r}")
+        setattr(cls, _PUBLISHED_MARK, True)
+    return first
+
+
+def declared_publications() -> list[type[EventPayload]]:
+    """The payload classes :func:`publishes` declared among those defined so far in this process, by event name.
+
+    It reads the classes themselves (no registry): what the modules imported so far declare.
+    """
+    found: dict[type[EventPayload], None] = {}
+    stack: list[type[EventPayload]] = [EventPayload]
+    while stack:
+        cls = stack.pop()
+        if cls.__dict__.get(_PUBLISHED_MARK) is True:
+            found[cls] = None
+        stack.extend(cls.__subclasses__())
+    return sorted(found, key=lambda cls: (cls.get_event_name(), cls.__module__, cls.__qualname__))
