@@ -84,7 +84,8 @@ def celery_config(settings: EventBusSettings) -> dict[str, Any]:
 
 
 def configure(app: Celery, container: Container | EventBusSettings | None = None) -> Celery:
-    """Point ``app`` at SQS and install ``SQSConsumer`` (and, with ``EVENTBUS_OUTBOX``, the outbox relay).
+    """Point ``app`` at SQS and install ``SQSConsumer`` (with ``EVENTBUS_OUTBOX``, the outbox relay; with
+    ``EVENTBUS_HEALTH_FILE``, the health file of :mod:`eventbus.celery.health`).
 
     The user's own Celery settings are respected where that is safe. For each setting of :func:`celery_config` that
     the app already holds with a value the user set (not Celery's default, not the value eventbus set before):
@@ -136,6 +137,10 @@ def configure(app: Celery, container: Container | EventBusSettings | None = None
         from eventbus.celery.outbox import OutboxRelayStep
 
         app.steps["worker"].add(OutboxRelayStep)
+    if settings.health_file:
+        from eventbus.celery.health import HealthFileStep
+
+        app.steps["consumer"].add(HealthFileStep)
     return app
 
 

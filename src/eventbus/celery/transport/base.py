@@ -28,6 +28,10 @@ class ChannelBase(SQS.Channel, SqsSettlement):
     _parked: set[str]
     _receive_backoff: Backoff
     _last_outage_log: float
+    #: Wall-clock time (``time.time()``) of the last receive SQS answered; ``None`` before the first.
+    last_received_at: float | None
+    #: Queue -> wall-clock time its receives began failing; empty while SQS answers every queue.
+    unreachable: dict[str, float]
     # visibility
     _heartbeat_enabled: bool
     _heartbeat: VisibilityHeartbeat

@@ -4,6 +4,9 @@ Every receive asks SQS for 10 messages (its maximum). With the prefetch window f
 again as soon as an acknowledgement frees a slot. A receive that fails is logged once, retried with exponential
 backoff, and its recovery logged with the outage's length. Each received message is handed to the consumer on its
 own: a message kombu cannot convert goes on raw, and what goes wrong with one stays with that one.
+
+The channel keeps when SQS last answered a receive (``last_received_at``) and which queues' receives are failing since
+when (``unreachable``): the worker's health file reads them (:mod:`eventbus.celery.health`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ class ReceivingMixin(ChannelBase):
         backoff_max = float(options.get("outage_backoff_max", 5.0))
         self._receive_backoff = Backoff(initial=min(0.5, backoff_max), maximum=backoff_max)
         self._last_outage_log = 0.0
+        self.last_received_at = None
+        self.unreachable = {}
 
     def _schedule_queue(self, queue: str) -> None:
         if queue not in self._active_queues:
@@ -56,6 +61,8 @@ class ReceivingMixin(ChannelBase):
             # kombu's async client turns a refused connection (HTTP 599), timeouts and 5xx into an empty list
             self._on_receive_failed(queue, q_url, callback, "no response: connection refused, timeout or 5xx")
             return
+        self.last_received_at = time.time()
+        self.unreachable.pop(queue, None)
         outage = self._receive_backoff.succeeded()
         if outage is not None:
             logger.warning("eventbus: SQS queue %s reachable again after %.1fs; consuming", queue, outage)
@@ -67,6 +74,7 @@ class ReceivingMixin(ChannelBase):
             callback(count)
 
     def _on_receive_failed(self, queue: str, q_url: str, callback: Any, error: object) -> None:
+        self.unreachable.setdefault(queue, time.time())
         delay = self._receive_backoff.failed()
         now = time.monotonic()
         if self._receive_backoff.failures == 1:
