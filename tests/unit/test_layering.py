@@ -109,3 +109,12 @@ def test_every_package_declares_its_public_names(path: Path) -> None:
 def test_no_module_passes_400_lines(path: Path) -> None:
     lines = len(path.read_text().splitlines())
     assert lines <= MAX_LINES, f"{relative(path)} has {lines} lines: split it by concern"
+
+
+@pytest.mark.parametrize("path", files(SRC), ids=relative)
+def test_only_the_opentelemetry_api_and_only_in_its_adapter(path: Path) -> None:
+    """The application chooses the SDK; the runtime reaches OpenTelemetry only through ``adapters/otel``."""
+    found = {name for name in imports(path) if name.split(".")[0] == "opentelemetry"}
+    assert not any(name.startswith("opentelemetry.sdk") for name in found), f"{relative(path)} imports the SDK"
+    if found:
+        assert relative(path).startswith("adapters/otel/"), f"{relative(path)} imports {sorted(found)}"
