@@ -4,7 +4,8 @@ Settings come from ``EVENTBUS_*``. ``BENCH_STOCK=all`` puts back Celery's own co
 transport (``transport``: only the transport); ``BENCH_PREFETCH`` and ``BENCH_POLLING_INTERVAL`` tune the
 worker. Each handled message increments the Redis counter ``BENCH_COUNTER``; the worker's main process writes its
 SQS request counts to ``BENCH_CALLS`` at shutdown. ``BENCH_LOG`` names a file that gets the consumer's log lines from
-INFO up (its "dropped message" lines among them), whatever the worker's ``-l``, and only that file.
+INFO up (its "dropped message" lines among them), whatever the worker's ``-l``, and only that file. ``BENCH_OTEL``
+(``noop`` or ``memory``) sets up an OpenTelemetry SDK in the worker's processes.
 """
 
 from __future__ import annotations
@@ -39,6 +40,39 @@ if "BENCH_LOG" in os.environ:
     _consumer_log.addHandler(_file)
     _consumer_log.setLevel(logging.INFO)
     _consumer_log.propagate = False  # not thousands of drop lines on the console
+
+
+def _otel(mode: str) -> None:
+    """An OpenTelemetry SDK in this process (``BENCH_OTEL``): ``noop`` exports spans to nothing through a batch
+    processor, ``memory`` keeps them in an in-memory exporter; metrics go to an in-memory reader either way."""
+    from opentelemetry import metrics, trace
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import (
+        BatchSpanProcessor,
+        SimpleSpanProcessor,
+        SpanExporter,
+        SpanExportResult,
+    )
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    class Nowhere(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    tracing = TracerProvider()
+    processor = BatchSpanProcessor(Nowhere()) if mode == "noop" else SimpleSpanProcessor(InMemorySpanExporter())
+    tracing.add_span_processor(processor)
+    trace.set_tracer_provider(tracing)
+    metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+
+
+if os.environ.get("BENCH_OTEL"):
+    from celery.signals import worker_process_init
+
+    _otel(os.environ["BENCH_OTEL"])  # the main process (consumer: metrics) ...
+    worker_process_init.connect(lambda **_: _otel(os.environ["BENCH_OTEL"]), weak=False)  # ... and each pool child
 
 _redis = redis.Redis.from_url(os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/0"))
 _counter = os.environ.get("BENCH_COUNTER", "bench")

@@ -67,7 +67,7 @@ def _sqlalchemy_repository(sessions: Any) -> Any:
     return SqlAlchemyEntityRepository(sessions)
 
 
-def _sns_publisher(settings: EventBusSettings) -> Any:
+def _sns_publisher(settings: EventBusSettings, telemetry: Telemetry) -> Any:
     from eventbus.adapters.aws import SnsPublisher, sns_client
 
     return SnsPublisher(
@@ -75,6 +75,7 @@ def _sns_publisher(settings: EventBusSettings) -> Any:
         topic_arn=settings.topic_arn,
         topic_name=settings.topic,
         max_message_bytes=settings.max_message_bytes,
+        telemetry=telemetry,
     )
 
 
@@ -90,7 +91,9 @@ def _sns_longest_publish(settings: EventBusSettings) -> float:
     )
 
 
-def _outbox_relay(store: Any, transport: Any, longest_publish: float, settings: EventBusSettings) -> OutboxRelay:
+def _outbox_relay(
+    store: Any, transport: Any, longest_publish: float, settings: EventBusSettings, telemetry: Telemetry
+) -> OutboxRelay:
     # One claim covers one pass (outbox_batch_size rows, one publish_batch); its lease must outlast the slowest pass,
     # or another relay claims and sends the same rows again. The relay derives the lease, or refuses a shorter one.
     return OutboxRelay(
@@ -99,6 +102,7 @@ def _outbox_relay(store: Any, transport: Any, longest_publish: float, settings: 
         batch_size=settings.outbox_batch_size,
         lease=settings.outbox_claim_lease,
         longest_publish=longest_publish,
+        telemetry=telemetry,
     )
 
 
@@ -155,6 +159,11 @@ def _telemetry(settings: EventBusSettings) -> Telemetry:
     return OtelTelemetry()
 
 
+def _topic_name(settings: EventBusSettings) -> str:
+    """The topic events go to, by name (spans' ``messaging.destination.name``)."""
+    return settings.topic_arn.rsplit(":", 1)[-1] if settings.topic_arn else settings.topic
+
+
 def _missing(what: str, variable: str) -> Any:
     from eventbus.errors import ConfigurationError
 
@@ -174,7 +183,7 @@ class Container(containers.DeclarativeContainer):
     #: The transport events finally leave through (the outbox relay sends through it too).
     transport_publisher = providers.Selector(
         providers.Callable(lambda s: s.publisher, settings),
-        sns=providers.Singleton(_sns_publisher, settings),
+        sns=providers.Singleton(_sns_publisher, settings, telemetry),
         memory=providers.Singleton(InMemoryPublisher),
     )
 
@@ -220,7 +229,7 @@ class Container(containers.DeclarativeContainer):
         memory=providers.Object(0.0),
     )
     outbox_relay = providers.Singleton(
-        _outbox_relay, outbox_store, transport_publisher, transport_longest_publish, settings
+        _outbox_relay, outbox_store, transport_publisher, transport_longest_publish, settings, telemetry
     )
 
     #: What ``event_publisher`` sends through: the transport, or the outbox when ``EVENTBUS_OUTBOX`` is set.
@@ -236,6 +245,8 @@ class Container(containers.DeclarativeContainer):
         EventPublisher,
         publisher=publisher.provider,
         publisher_name=providers.Callable(lambda s: s.publisher_name, settings),
+        telemetry=telemetry,
+        destination=providers.Callable(_topic_name, settings),
     )
 
 

@@ -274,9 +274,15 @@ def django_eventbus_settings() -> dict[str, Any] | None:
         return None
     if not settings.configured and not os.environ.get("DJANGO_SETTINGS_MODULE"):
         return None  # (with the variable set, reading an attribute loads the settings module: a celery.py runs first)
-    stray = sorted(
-        name for name in dir(settings) if name.startswith("EVENTBUS_") and not name.startswith("EVENTBUS_TEST")
-    )
+    try:
+        names = dir(settings)
+    except ImportError as exc:  # the module DJANGO_SETTINGS_MODULE names does not import
+        raise ConfigurationError(
+            f"DJANGO_SETTINGS_MODULE={os.environ.get('DJANGO_SETTINGS_MODULE')} cannot be imported "
+            f"({type(exc).__name__}: {exc}), so its EVENTBUS setting cannot be read: fix it, or unset the variable in "
+            "a process that is not a Django project"
+        ) from exc
+    stray = sorted(name for name in names if name.startswith("EVENTBUS_") and not name.startswith("EVENTBUS_TEST"))
     if stray:
         raise ConfigurationError(
             f"Django setting(s) {', '.join(stray)} are not read: eventbus reads the EVENTBUS_* environment variables "

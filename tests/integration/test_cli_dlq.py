@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,11 @@ def bus(
     set_container(None)
     yield topology
     set_container(None)
+
+
+def without_django(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment for a subprocess that is no Django project (other tests export DJANGO_SETTINGS_MODULE)."""
+    return {key: value for key, value in environ.items() if key != "DJANGO_SETTINGS_MODULE"}
 
 
 def environment(endpoint: str, topology: Topology) -> dict[str, str]:
@@ -277,7 +282,7 @@ def test_redrive_killed_half_way_then_rerun_loses_and_duplicates_nothing(
     bodies = [envelope("orderPlaced", f"o-{n}", f"m-kill-{n}") for n in range(7)]
     for body in bodies:
         sqs.send_message(QueueUrl=bus.dlq_url, MessageBody=body, MessageAttributes=reason("handler-failed: x"))
-    env = {**os.environ, **environment(sns_sqs_endpoint, bus), "PYTHONPATH": str(ROOT / "src")}
+    env = {**without_django(os.environ), **environment(sns_sqs_endpoint, bus), "PYTHONPATH": str(ROOT / "src")}
     argv = ["dlq", "redrive", bus.queue_name, "--visibility", "2", "--progress-every", "1"]
     killed = subprocess.run(
         [sys.executable, "-c", KILLER, "3", *argv], env=env, cwd=tmp_path, capture_output=True, timeout=60
@@ -303,7 +308,7 @@ def test_redrive_interrupted_by_sigint_finishes_the_message_in_flight(
     bodies = [envelope("orderPlaced", f"o-{n}", f"m-int-{n}") for n in range(30)]
     for body in bodies:
         sqs.send_message(QueueUrl=bus.dlq_url, MessageBody=body)
-    env = {**os.environ, **environment(sns_sqs_endpoint, bus), "PYTHONPATH": str(ROOT / "src")}
+    env = {**without_django(os.environ), **environment(sns_sqs_endpoint, bus), "PYTHONPATH": str(ROOT / "src")}
     process = subprocess.Popen(
         [sys.executable, "-m", "eventbus.cli", "dlq", "redrive", bus.queue_name, "--progress-every", "1"],
         env=env,

@@ -130,7 +130,7 @@ def test_tail_stops_on_sigterm_and_removes_queue_and_subscription(
     bus: Topology, sns: Any, sqs: Any, sns_sqs_endpoint: str
 ) -> None:
     env = {
-        **os.environ,
+        **{key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"},  # no Django here
         "EVENTBUS_ENDPOINT_URL": sns_sqs_endpoint,
         "EVENTBUS_REGION": "eu-west-2",
         "EVENTBUS_TOPIC_ARN": bus.topic_arn,

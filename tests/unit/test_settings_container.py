@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pydantic import ValidationError
 
@@ -202,3 +204,15 @@ def test_effective_settings_mask_secrets_and_url_passwords() -> None:
     assert "k3y-value-long" not in shown
     assert "EVENTBUS_DATABASE_URL='postgresql+psycopg://***@db:5432/orders' (code)" in shown
     assert "EVENTBUS_REGION='eu-west-2' (default)" in shown
+
+
+def test_a_django_settings_module_that_does_not_import_is_named(tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = "from eventbus.settings import EventBusSettings; EventBusSettings.load()"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "no_such_project.settings"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 1
+    assert "ConfigurationError: DJANGO_SETTINGS_MODULE=no_such_project.settings cannot be imported" in done.stderr

@@ -15,6 +15,11 @@ Set ``app.conf.worker_consumer = "eventbus.celery.SQSConsumer"`` (or the older
 
 Log lines name the queue, the SQS message id and the reason; never ``metadata.authorization``,
 never a payload marked ``containsPersonalData``.
+
+Metrics (``docs/metrics.md``): the router counts the events it drops or dead-letters itself, under the name of the
+subscribed event, or ``_unsubscribed`` (nobody subscribes: the name is the message's, so not recorded),
+``_invalid`` (no readable envelope, a refused task message) or ``_unknown`` (failed on its way to a task); each
+event handed to a task carries the router's telemetry to that task's request, which counts its fate.
 """
 
 from __future__ import annotations
@@ -31,12 +36,13 @@ from pydantic import SecretStr
 from vine import promise
 
 from eventbus.celery.acks import SqsAcknowledger, queue_name, sqs_message_id
-from eventbus.celery.outcomes import Rejection
+from eventbus.celery.outcomes import NO_METRICS, Rejection, reason_kind
 from eventbus.celery.redaction import REDACTOR, install
 from eventbus.celery.subscribe import subscriptions_of
 from eventbus.celery.trust import check_task_message
 from eventbus.core.dispatch import Decision, Fate, decide
 from eventbus.core.envelope import MAX_MESSAGE_BYTES
+from eventbus.core.metric_hooks import MetricHooks
 from eventbus.core.redaction import sensitive_values_in_body, sensitive_values_of
 from eventbus.core.registry import SubscriptionRegistry
 from eventbus.errors import RefusedTask
@@ -97,6 +103,7 @@ class EventRouter:
     ``tasks`` (the worker's registered tasks) turns on the trust boundary for task messages that arrive on the queue
     (:mod:`eventbus.celery.trust`); ``signing_key`` is ``EVENTBUS_SIGNING_KEY``. ``withdraw`` takes back what Celery
     registered for a message whose hand-off to the pool failed, and says whether a pool process has it already.
+    ``metrics`` receives the events' fates (the process's telemetry, fetched once by the consumer).
     """
 
     def __init__(
@@ -109,6 +116,7 @@ class EventRouter:
         tasks: Mapping[str, Any] | None = None,
         signing_key: SecretStr | None = None,
         withdraw: Callable[[Message], bool] | None = None,
+        metrics: MetricHooks = NO_METRICS,
     ) -> None:
         self.registry = registry
         self.acknowledger = acknowledger
@@ -117,6 +125,7 @@ class EventRouter:
         self.tasks = tasks
         self.signing_key = signing_key
         self.withdraw = withdraw
+        self.metrics = metrics
 
     def route(self, message: Message, run_task_message: Callable[[Message], Any]) -> Any:
         """Handle one message received by the worker.
@@ -161,43 +170,49 @@ class EventRouter:
         )
         if taken_back and not message.acknowledged:
             self.acknowledger.dead_letter(message, f"handoff-failed: {type(exc).__name__}")
+            self.metrics.event_settled(
+                event_name="_unknown", queue=queue_name(message), outcome="dead-lettered", reason="handoff-failed"
+            )
 
     def _run_task_message(self, message: Message, run_task_message: Callable[[Message], Any]) -> Any:
         if self.tasks is not None:
             try:
                 check_task_message(message, self.tasks, self.signing_key)
             except RefusedTask as refused:
-                self._dead_letter(message, str(refused))
+                self._dead_letter(message, str(refused), "_invalid", reason_kind(str(refused)))
                 return None
         # a failed task (a retried event's last attempt included) is never deleted, whatever the queue's redrive
-        message.reject_log_error = Rejection(self.acknowledger, message)  # type: ignore[method-assign]
+        message.reject_log_error = Rejection(self.acknowledger, message, self.metrics)  # type: ignore[method-assign]
         return run_task_message(message)
 
     def _settle(self, message: Message, decision: Decision, run_task_message: Callable[[Message], Any]) -> Any:
         if decision.fate is Fate.DISPATCH:
             _as_task_message(message, decision)
-            message.reject_log_error = Rejection(self.acknowledger, message)  # type: ignore[method-assign]
+            message.reject_log_error = Rejection(self.acknowledger, message, self.metrics)  # type: ignore[method-assign]
             return run_task_message(message)
+        queue = queue_name(message)
         if decision.fate is Fate.DROP:
             logger.info(
-                "eventbus: dropped message %s from queue %s: %s",
-                sqs_message_id(message),
-                queue_name(message),
-                decision.reason,
+                "eventbus: dropped message %s from queue %s: %s", sqs_message_id(message), queue, decision.reason
             )
             self.acknowledger.ack(message)
+            # only events nobody subscribes to are dropped: their names come from the message, not the registry
+            self.metrics.event_settled(event_name="_unsubscribed", queue=queue, outcome="dropped")
             return None
-        self._dead_letter(message, decision.reason)
+        if decision.subscription is not None:
+            event_name, kind = decision.subscription.event_name, reason_kind(decision.reason)
+        elif decision.envelope is not None:
+            event_name, kind = "_unsubscribed", "unsubscribed"
+        else:
+            event_name, kind = "_invalid", reason_kind(decision.reason)
+        self._dead_letter(message, decision.reason, event_name, kind)
         return None
 
-    def _dead_letter(self, message: Message, reason: str) -> None:
-        logger.warning(
-            "eventbus: dead-lettering message %s from queue %s: %s",
-            sqs_message_id(message),
-            queue_name(message),
-            reason,
-        )
+    def _dead_letter(self, message: Message, reason: str, event_name: str, kind: str) -> None:
+        queue = queue_name(message)
+        logger.warning("eventbus: dead-lettering message %s from queue %s: %s", sqs_message_id(message), queue, reason)
         self.acknowledger.dead_letter(message, reason)
+        self.metrics.event_settled(event_name=event_name, queue=queue, outcome="dead-lettered", reason=kind)
 
 
 def raw_body(message: Message) -> str | bytes:
@@ -258,6 +273,7 @@ class SQSConsumer(Consumer):  # type: ignore[misc]
             tasks=self.app.tasks,
             signing_key=signing_key,
             withdraw=self._withdraw,
+            metrics=container.telemetry(),
         )
 
         def on_message(message: Message) -> Any:

@@ -10,18 +10,24 @@
   included, before anything could know which values in them are secret.
 * :class:`EventRequest` (the request class of ``@subscribe`` tasks) redacts the task events Celery sends (the
   exception and traceback of ``task-failed``/``task-retried``, ``kwargs`` of ``task-received``), using the values
-  in its own message.
+  in its own message. It also reports the event's fate to the metrics (in the worker's main process, where the
+  outcome is known: :func:`eventbus.celery.outcomes.report_handled` / ``report_failed``).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 import traceback
 from typing import Any
 
+from billiard.einfo import ExceptionWithTraceback
+from celery.exceptions import Ignore, Terminated
 from celery.worker.request import Request
 
+from eventbus.celery.acks import queue_name
+from eventbus.celery.outcomes import DeadLetter, Rejection, report_failed, report_handled
 from eventbus.core.envelope import Metadata
 from eventbus.core.redaction import Redactor, SecretIndex, redact, sensitive_values
 
@@ -102,6 +108,8 @@ class EventRequest(Request):  # type: ignore[misc]
 
     #: The secrets of this request's message, indexed once for all its events (built on the first one).
     _eventbus_secrets: SecretIndex | None = None
+    #: Set when the task failed: an acknowledgement from then on does not count the event handled.
+    _eventbus_failing: bool = False
 
     def send_event(self, type: str, **fields: Any) -> None:
         """Send a task event without the message's secrets in any text field."""
@@ -114,17 +122,46 @@ class EventRequest(Request):  # type: ignore[misc]
                 fields = {key: secrets.redact(v) if isinstance(v, str) else v for key, v in fields.items()}
         super().send_event(type, **fields)
 
+    def acknowledge(self) -> None:
+        """Celery's acknowledgement; the first one after the task ran (and did not fail) counts the event handled.
+
+        Counted here rather than in ``on_success``: the request class Celery's worker strategy builds for each task
+        (``celery.worker.request.create_request_cls``) overrides ``on_success`` without calling this class's, while
+        it does acknowledge a task (``acks_late``, as ``@subscribe`` tasks are) only once it succeeded.
+        """
+        first = not self.acknowledged
+        super().acknowledge()
+        if first and not self._eventbus_failing and self.time_start and self.task.acks_late:
+            rejection = self._rejection()
+            if rejection is not None:
+                runtime = time.time() - self.time_start
+                report_handled(rejection.metrics, self._event_name(), queue_name(self.message), runtime, self.kwargs)
+
     def on_failure(self, exc_info: Any, send_failed_event: bool = True, return_ok: bool = False) -> None:
         """Celery's failure handling; a task that raised :class:`~eventbus.celery.outcomes.DeadLetter` has its
-        message dead-lettered with the reason when Celery rejects it."""
-        from billiard.einfo import ExceptionWithTraceback
-
-        from eventbus.celery.outcomes import DeadLetter, Rejection
-
+        message dead-lettered with the reason when Celery rejects it. The event is counted failed or dead-lettered
+        (not when its task was revoked or ignored its message: nothing failed)."""
         exc = exc_info.exception
         if isinstance(exc, ExceptionWithTraceback):
             exc = exc.exc
-        rejection = getattr(self.message, "reject_log_error", None)  # Celery wraps it in a promise as _on_reject
-        if isinstance(exc, DeadLetter) and isinstance(rejection, Rejection):
-            rejection.dead_letter_reason = str(exc.reason or "rejected by its task")
+        rejection = self._rejection()
+        self._eventbus_failing = True  # Celery acknowledges some failures (a retry): not a handled event
+        reason: str | None = None
+        if isinstance(exc, DeadLetter):
+            reason = str(exc.reason or "rejected by its task")
+            if rejection is not None:
+                rejection.dead_letter_reason = reason
         super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
+        if rejection is None or isinstance(exc, (Ignore, Terminated)):
+            return
+        runtime = time.time() - self.time_start if reason is None and self.time_start else None
+        report_failed(rejection.metrics, self._event_name(), queue_name(self.message), runtime, reason)
+
+    def _rejection(self) -> Rejection | None:
+        """The message's :class:`~eventbus.celery.outcomes.Rejection` (a message the event router handed over)."""
+        rejection = getattr(self.message, "reject_log_error", None)  # Celery wraps it in a promise as _on_reject
+        return rejection if isinstance(rejection, Rejection) else None
+
+    def _event_name(self) -> str:
+        """The event name the task subscribes to: bounded by the registry, unlike a name read from the message."""
+        return str(getattr(self.task, "eventbus_event_name", "") or "_unknown")

@@ -12,6 +12,7 @@ from celery import Task, shared_task
 from celery.exceptions import Reject
 from celery.signals import celeryd_after_setup
 
+from eventbus.celery import trace_context
 from eventbus.celery.outcomes import DeadLetter
 from eventbus.celery.redaction import REDACTOR, ensure_installed, safe_kwargs_repr, secrets_of_kwargs
 from eventbus.core.envelope import Metadata
@@ -113,9 +114,20 @@ def _runner(fn: Callable[..., Any], payload_cls: type[EventPayload] | None, bind
                     return fn(task, *args, payload=payload, metadata=metadata, **kwargs)
                 return fn(*args, payload=payload, metadata=metadata, **kwargs)
 
-        if getattr(task, "eventbus_idempotent", False):
-            return _run_once(task, handle)
-        return handle()
+        from eventbus.container import get_container
+
+        container = get_container()
+        # the process span: around the dedup check too, so a duplicate shows as a short span of the event's trace
+        with container.telemetry().processing(
+            event_name=metadata.event_name,
+            destination=container.settings().queue_name,
+            message_id=str(task.request.id or ""),
+            traceparent=metadata.traceparent,
+            tracestate=metadata.tracestate,
+        ):
+            if getattr(task, "eventbus_idempotent", False):
+                return _run_once(task, handle)
+            return handle()
 
     return run
 
@@ -146,6 +158,7 @@ def _run_once(task: Task, handle: Callable[[], Any]) -> Any:
         logger.info("eventbus: event %s is being handled by another delivery; message %s left", key, request.id)
         raise Reject("duplicate delivery in progress elsewhere", requeue=False) from None
     if state is Claim.DONE:
+        container.telemetry().dedup_hit(handler=task.name)
         logger.info("eventbus: event %s was handled already; duplicate message %s acknowledged", key, request.id)
     return result
 
@@ -218,6 +231,9 @@ def _check_worker_at_start(instance: Any = None, **_: Any) -> None:
 
     check_worker(instance)
 
+
+# task messages sent while a handler or a callback task runs carry its trace context (eventbus.celery.trace_context)
+trace_context.install()
 
 # connected here, where @subscribe lives: a worker whose app has @subscribe tasks runs the checks even when the app
 # never called configure() (and so would otherwise run Celery's consumer, deleting every event)

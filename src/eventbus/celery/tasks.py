@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 from celery import Task
 
+from eventbus.celery.trace_context import continuing_task_trace
 from eventbus.core.callback import CallbackSpec, EntityCallbacks
 from eventbus.core.payload import EventFailPayload, EventPayload
 from eventbus.errors import ConfigurationError
@@ -77,17 +78,22 @@ class CeleryTaskWithCallback(Task):  # type: ignore[misc]
         return self._callbacks().get_instance(**lookup)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """Run the body in a transaction, then the success policy; the event goes out after commit."""
+        """Run the body in a transaction, then the success policy; the event goes out after commit.
+
+        The task's events continue the trace its message carried (a handler that ``.delay()``-ed it: its trace).
+        """
         self.request.eventbus_callbacks = None
-        callbacks = self._callbacks()
-        with callbacks.repository.atomic():
-            result = super().__call__(*args, **kwargs)
-            callbacks.succeed()
-        return result
+        with continuing_task_trace(self.request):
+            callbacks = self._callbacks()
+            with callbacks.repository.atomic():
+                result = super().__call__(*args, **kwargs)
+                callbacks.succeed()
+            return result
 
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         """Final failure (Celery calls this after retries are exhausted, not on each retry)."""
-        self._callbacks().fail(exc)
+        with continuing_task_trace(self.request):
+            self._callbacks().fail(exc)
         super().on_failure(exc, task_id, args, kwargs, einfo)
 
 

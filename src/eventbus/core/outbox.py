@@ -20,6 +20,10 @@ envelope, or an event the transport refuses for what it is (a :class:`PublishErr
 :class:`EnvelopeError`, such as an event over SNS's size limit). Retrying those soon would fail the same way; they
 wait for an operator (their ``attempts`` grow by one per try), and neither hold up the other rows nor count as an
 outage.
+
+Metrics (through the relay's ``telemetry``): each pass's sent events and their lag, from being stored (the envelope's
+``publishDate``: the outbox publisher stores an event as it is published) to being sent; and the backlog
+(``OutboxStore.pending``), read whenever the metrics are collected.
 """
 
 from __future__ import annotations
@@ -30,9 +34,11 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import ClassVar, Final
 
 from eventbus.core.envelope import Envelope, decode_message_body
+from eventbus.core.telemetry import Telemetry
 from eventbus.errors import ConfigurationError, EnvelopeError, OutboxError, PublishError
 from eventbus.ports import OutboxItem, OutboxStore, Publisher
 
@@ -61,7 +67,8 @@ class OutboxRelay:
 
     One pass claims up to ``batch_size`` rows for ``lease`` seconds and hands them to one ``transport.publish_batch``,
     which takes ``longest_publish`` seconds at worst (0 for a transport that cannot stall). ``lease`` defaults to
-    that plus :data:`LEASE_MARGIN`, and to no less than :data:`DEFAULT_CLAIM_LEASE`.
+    that plus :data:`LEASE_MARGIN`, and to no less than :data:`DEFAULT_CLAIM_LEASE`. ``telemetry`` records what it
+    sends and observes the store's backlog (none by default).
 
     Raises:
         ConfigurationError: ``lease`` is shorter than ``longest_publish`` plus :data:`LEASE_MARGIN`: another relay
@@ -77,6 +84,7 @@ class OutboxRelay:
         lease: float | None = None,
         max_backoff: float = DEFAULT_MAX_BACKOFF,
         longest_publish: float = 0.0,
+        telemetry: Telemetry | None = None,
     ) -> None:
         longest_pass = longest_publish + LEASE_MARGIN
         if lease is None:
@@ -92,6 +100,20 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.lease = lease
         self.max_backoff = max_backoff
+        self.telemetry = telemetry if telemetry is not None else Telemetry()
+        self.telemetry.observe_outbox_backlog(self.backlog)
+
+    def backlog(self) -> int | None:
+        """Events waiting in the outbox (claimed or not); None when the store cannot tell now."""
+        try:
+            return self.store.pending()
+        except OutboxError:
+            return None
+
+    def _report_sent(self, envelopes: Sequence[Envelope]) -> None:
+        now = datetime.now(UTC)
+        lags = [(now - envelope.metadata.publish_date).total_seconds() for envelope in envelopes]
+        self.telemetry.outbox_relayed(count=len(envelopes), lag_seconds=lags)
 
     def relay(self, ids: Sequence[str] | None = None) -> RelayReport:
         """Claim and send one batch (only ``ids`` if given); failed rows are released for a later pass, rows that
@@ -125,6 +147,8 @@ class OutboxRelay:
             failed_positions = {int(i) for i in exc.failed_ids if i.isdigit()} or set(range(len(items)))
             sent = [item.id for n, item in enumerate(items) if n not in failed_positions]
             failed = [item for n, item in enumerate(items) if n in failed_positions]
+            if sent:
+                self._report_sent([e for n, e in enumerate(envelopes) if n not in failed_positions])
             if isinstance(exc.__cause__, EnvelopeError):
                 # refused for what they are, not for an outage: another try soon would fail the same way
                 for item in failed:
@@ -139,6 +163,7 @@ class OutboxRelay:
                 return RelayReport(sent=len(sent), failed=len(failed) + len(unreadable))
             self._settle(batch.token, sent, failed)
             return RelayReport(sent=len(sent), failed=len(failed) + len(unreadable), error=str(exc))
+        self._report_sent(envelopes)
         self._settle(batch.token, [item.id for item in items], [])
         return RelayReport(sent=len(items), failed=len(unreadable))
 

@@ -15,6 +15,8 @@ _TRACEPARENT: Final = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2
 
 #: Metadata of the event whose handler is running in this context, if any.
 current_event: ContextVar[Metadata | None] = ContextVar("eventbus_current_event", default=None)
+#: ``(traceparent, tracestate)`` a task run continues (restored from its task message), if any.
+_continued: ContextVar[tuple[str, str] | None] = ContextVar("eventbus_continued_trace", default=None)
 
 
 def new_traceparent(trace_id: str | None = None, flags: str = "01") -> str:
@@ -38,3 +40,24 @@ def handling(metadata: Metadata) -> Iterator[None]:
         yield
     finally:
         current_event.reset(token)
+
+
+def current_trace() -> tuple[str, str] | None:
+    """``(traceparent, tracestate)`` this context continues: the handled event's, else a task run's, else ``None``."""
+    event = current_event.get()
+    if event is not None:
+        return event.traceparent, event.tracestate
+    return _continued.get()
+
+
+@contextmanager
+def continuing(traceparent: str, tracestate: str = "") -> Iterator[None]:
+    """Continue ``traceparent``'s trace for the block (a task run whose message carried it); no-op when empty."""
+    if not traceparent:
+        yield
+        return
+    token = _continued.set((traceparent, tracestate))
+    try:
+        yield
+    finally:
+        _continued.reset(token)

@@ -27,6 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from eventbus.core.envelope import Envelope
+from eventbus.core.telemetry import Telemetry
 from eventbus.errors import EnvelopeError, EnvelopeRejection, PublishError
 from eventbus.ports import Publisher
 
@@ -90,7 +91,7 @@ class SnsPublisher(Publisher):
     a topic, an endpoint or consumers that take less. ``max_batch_bytes`` is the most one ``PublishBatch`` carries
     (never more than ``max_message_bytes``): :data:`SNS_DEFAULT_PAYLOAD_BYTES` by default, which every topic takes;
     raise it to the topic's ``MaximumMessageSize`` for fewer calls. ``max_payload_bytes``, their former single name
-    (deprecated), sets both.
+    (deprecated), sets both. ``telemetry`` records each ``PublishBatch`` call's size (none by default).
     """
 
     def __init__(
@@ -102,6 +103,7 @@ class SnsPublisher(Publisher):
         max_message_bytes: int = SNS_MAX_PAYLOAD_BYTES,
         max_batch_bytes: int = SNS_DEFAULT_PAYLOAD_BYTES,
         max_payload_bytes: int | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         if topic_arn is None and topic_name is None:
             raise ValueError("SnsPublisher needs topic_arn or topic_name")
@@ -120,6 +122,7 @@ class SnsPublisher(Publisher):
         self.max_message_bytes = min(max_message_bytes, SNS_MAX_PAYLOAD_BYTES)
         self.max_batch_bytes = min(max_batch_bytes, self.max_message_bytes)
         self._lock = threading.Lock()
+        self.telemetry = telemetry if telemetry is not None else Telemetry()
 
     @property
     def client(self) -> SNSClient:
@@ -183,6 +186,7 @@ class SnsPublisher(Publisher):
         failed: list[str] = list(refused)
         reasons: list[str] = [f"{n}: {refusal.detail}" for n, refusal in refused.items()]
         for k, entries in enumerate(calls):
+            self.telemetry.batch_sent(operation="publish", size=len(entries))
             try:
                 response = self._client.publish_batch(TopicArn=self.topic_arn, PublishBatchRequestEntries=entries)
             except _UNREACHABLE as exc:

@@ -6,7 +6,8 @@ loop's asynchronous client, never blocking it. Without an event loop, or once wa
 polls sockets), batches are sent synchronously through the channel's
 :class:`~eventbus.adapters.aws.sqs.SqsQueues`. A call that fails is retried with backoff for up to
 ``ack_retry_window`` seconds; entries SQS refuses get a few attempts; then each lost entry is logged with its message
-id (SQS redelivers those messages).
+id (SQS redelivers those messages). Each ``DeleteMessageBatch`` call's size is recorded (metric
+``eventbus.batch.size``, operation ``delete``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from vine import promise
 from eventbus.celery.transport.base import ChannelBase
 from eventbus.celery.transport.batching import SQS_BATCH_LIMIT, BatchBuffer, Entry
 from eventbus.celery.transport.logs import REPEAT_LOG_EVERY, logger, reason
+from eventbus.core.metric_hooks import MetricHooks
 
 _Queue = namedtuple("_Queue", "id")
 _Receipt = namedtuple("_Receipt", "id receipt_handle")
@@ -28,7 +30,13 @@ _Receipt = namedtuple("_Receipt", "id receipt_handle")
 class AcknowledgingMixin(ChannelBase):
     """Batching, sending and retrying deletes and visibility changes."""
 
+    #: Where delete batch sizes are recorded: the process's telemetry (fetched once per channel).
+    _ack_metrics: MetricHooks
+
     def _init_acknowledging(self, options: dict[str, Any]) -> None:
+        from eventbus.container import get_container
+
+        self._ack_metrics = get_container().telemetry()
         size = int(options.get("ack_batch_size", SQS_BATCH_LIMIT))
         delay = float(options.get("ack_flush_interval", 0.05))
         self._deletes = BatchBuffer(size, delay)
@@ -68,6 +76,7 @@ class AcknowledgingMixin(ChannelBase):
         if buffer is self._deletes:
             call = connection.delete_message_batch
             args: tuple[Any, ...] = (_Queue(queue_url), receipts)
+            self._ack_metrics.batch_sent(operation="delete", size=len(batch))
         else:
             call = connection.change_message_visibility_batch
             args = (_Queue(queue_url), [(r, e.visibility) for r, e in zip(receipts, batch, strict=True)])
@@ -149,6 +158,7 @@ class AcknowledgingMixin(ChannelBase):
             entries: list[dict[str, Any]]
             if buffer is self._deletes:
                 entries = [{"Id": str(i), "ReceiptHandle": e.receipt_handle} for i, e in enumerate(batch)]
+                self._ack_metrics.batch_sent(operation="delete", size=len(entries))
                 failed_ids = self.sqs_queues.delete_batch(queue, queue_url, entries)
             else:
                 entries = [

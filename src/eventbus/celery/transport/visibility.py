@@ -3,7 +3,8 @@
 A held message (running, or prefetched and waiting for a pool slot) has its visibility extended by the queue's own
 timeout once less than ``heartbeat_margin`` of it remains; extending stops when the message is acknowledged, released
 or left for redelivery. The deadlines are :class:`~eventbus.celery.transport.heartbeat.VisibilityHeartbeat`'s (pure
-scheduling); this module ticks it on the loop and sends its extensions through the acknowledgement batches.
+scheduling); this module ticks it on the loop and sends its extensions through the acknowledgement batches, and counts
+the extensions SQS confirmed (metric ``eventbus.visibility.extensions``).
 """
 
 from __future__ import annotations
@@ -15,12 +16,19 @@ from eventbus.celery.transport.base import ChannelBase
 from eventbus.celery.transport.batching import Entry
 from eventbus.celery.transport.heartbeat import VisibilityHeartbeat
 from eventbus.celery.transport.logs import logger
+from eventbus.core.metric_hooks import MetricHooks
 
 
 class VisibilityMixin(ChannelBase):
     """The visibility heartbeat: which messages to extend, when, and what SQS answered."""
 
+    #: Where confirmed extensions are counted: the process's telemetry (fetched once per channel).
+    _heartbeat_metrics: MetricHooks
+
     def _init_visibility(self, options: dict[str, Any]) -> None:
+        from eventbus.container import get_container
+
+        self._heartbeat_metrics = get_container().telemetry()
         self._heartbeat_enabled = bool(options.get("heartbeat", True))
         self._heartbeat = VisibilityHeartbeat(margin=float(options.get("heartbeat_margin", 0.5)))
         self._heartbeat_timer = None
@@ -72,12 +80,16 @@ class VisibilityMixin(ChannelBase):
 
     def _extensions_answered(self, batch: list[Entry], refused_ids: set[str]) -> None:
         """SQS answered a batch: confirmed extensions move their message's deadline, refused ones are due again."""
+        extended = 0
         for i, entry in enumerate(batch):
             if entry.visibility:
                 if str(i) in refused_ids:
                     self._heartbeat.extension_failed(entry.receipt_handle, refused=True)
                 else:
                     self._heartbeat.extended(entry.receipt_handle)
+                    extended += 1
+        if extended:  # a batch is one queue's
+            self._heartbeat_metrics.visibility_extended(queue=batch[0].queue, count=extended)
 
     def _extensions_failed(self, batch: list[Entry]) -> None:
         """A batch call failed: its extensions are due again, and the next beat comes soon (not a whole tick away)."""
