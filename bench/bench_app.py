@@ -5,7 +5,7 @@ transport (``transport``: only the transport); ``BENCH_PREFETCH`` and ``BENCH_PO
 worker. Each handled message increments the Redis counter ``BENCH_COUNTER``; the worker's main process writes its
 SQS request counts to ``BENCH_CALLS`` at shutdown. ``BENCH_LOG`` names a file that gets the consumer's log lines from
 INFO up (its "dropped message" lines among them), whatever the worker's ``-l``, and only that file. ``BENCH_OTEL``
-(``noop`` or ``memory``) sets up an OpenTelemetry SDK in the worker's processes.
+(``bare``, ``noop`` or ``memory``) sets up an OpenTelemetry SDK in the worker's processes.
 """
 
 from __future__ import annotations
@@ -43,8 +43,9 @@ if "BENCH_LOG" in os.environ:
 
 
 def _otel(mode: str) -> None:
-    """An OpenTelemetry SDK in this process (``BENCH_OTEL``): ``noop`` exports spans to nothing through a batch
-    processor, ``memory`` keeps them in an in-memory exporter; metrics go to an in-memory reader either way."""
+    """An OpenTelemetry SDK in this process (``BENCH_OTEL``): ``bare`` has no exporter and no reader (spans and
+    measurements are made and dropped), ``noop`` exports spans through a batch processor to an exporter that drops
+    them, ``memory`` keeps them in an in-memory exporter; metrics go to an in-memory reader in the last two."""
     from opentelemetry import metrics, trace
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -62,10 +63,11 @@ def _otel(mode: str) -> None:
             return SpanExportResult.SUCCESS
 
     tracing = TracerProvider()
-    processor = BatchSpanProcessor(Nowhere()) if mode == "noop" else SimpleSpanProcessor(InMemorySpanExporter())
-    tracing.add_span_processor(processor)
+    if mode != "bare":
+        processor = BatchSpanProcessor(Nowhere()) if mode == "noop" else SimpleSpanProcessor(InMemorySpanExporter())
+        tracing.add_span_processor(processor)
     trace.set_tracer_provider(tracing)
-    metrics.set_meter_provider(MeterProvider(metric_readers=[InMemoryMetricReader()]))
+    metrics.set_meter_provider(MeterProvider(metric_readers=[] if mode == "bare" else [InMemoryMetricReader()]))
 
 
 if os.environ.get("BENCH_OTEL"):

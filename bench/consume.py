@@ -192,6 +192,7 @@ def scenarios(endpoint: str, n: int, worker_endpoint: str) -> dict[str, Callable
         "eventbus-tasks": tasks({}),
         # telemetry: the same events with OpenTelemetry off, with an SDK exporting to nothing, to memory
         "eventbus-events-telemetry-off": events({"EVENTBUS_TELEMETRY": "off"}),
+        "eventbus-events-otel-sdk-bare": events({"BENCH_OTEL": "bare"}),
         "eventbus-events-otel-sdk-noop": events({"BENCH_OTEL": "noop"}),
         "eventbus-events-otel-sdk-memory": events({"BENCH_OTEL": "memory"}),
     }
