@@ -97,7 +97,8 @@ def plant(sqs: Any, topology: Topology) -> None:
         }
     )
     sqs.send_message(QueueUrl=topology.dlq_url, MessageBody=personal, MessageAttributes=reason("invalid-payload: x"))
-    sqs.send_message(QueueUrl=topology.dlq_url, MessageBody='not json\n\x01 "Authorization": ' + SECRET)
+    # (\x7f: a control character SQS accepts; it refuses those below 0x20 but tab, newline and carriage return)
+    sqs.send_message(QueueUrl=topology.dlq_url, MessageBody='not json\n\x7f "Authorization": ' + SECRET)
 
 
 def test_peek_shows_decoded_masked_letters_and_consumes_nothing(bus: Topology, sqs: Any, capsys: Any) -> None:
