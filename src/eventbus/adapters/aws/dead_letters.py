@@ -18,6 +18,7 @@ from typing import Any, Final, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from eventbus.adapters.aws.failures import NO_QUEUE, REASON_LIMIT, error_code
 from eventbus.core.dead_letters import REASON_ATTRIBUTE, REDRIVEN_REASON_ATTRIBUTE, DeadLetter
 from eventbus.core.topology import queue_policy, topic_name_of
 from eventbus.errors import ConfigurationError, TransportError
@@ -40,8 +41,6 @@ DEAD_LETTER_SUFFIX: Final = "__dlq"
 _FIFO: Final = ".fifo"
 #: SQS's limit of message attributes per message.
 _MAX_ATTRIBUTES: Final = 10
-_REASON_LIMIT: Final = 300
-_MISSING_QUEUE: Final = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
 
 _T = TypeVar("_T")
 
@@ -50,7 +49,7 @@ def _call(call: Callable[[], _T]) -> _T:
     try:
         return call()
     except (ClientError, BotoCoreError, OSError) as exc:
-        raise TransportError(str(exc)[:_REASON_LIMIT]) from exc
+        raise TransportError(str(exc)[:REASON_LIMIT]) from exc
 
 
 def refused_by_sqs(exc: TransportError) -> bool:
@@ -127,11 +126,11 @@ class DeadLetterQueues:
         try:
             return str(self._sqs.get_queue_url(QueueName=name)["QueueUrl"])
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _MISSING_QUEUE:
+            if error_code(exc) in NO_QUEUE:
                 return None
-            raise TransportError(str(exc)[:_REASON_LIMIT]) from exc
+            raise TransportError(str(exc)[:REASON_LIMIT]) from exc
         except (BotoCoreError, OSError) as exc:
-            raise TransportError(str(exc)[:_REASON_LIMIT]) from exc
+            raise TransportError(str(exc)[:REASON_LIMIT]) from exc
 
     def resolve(self, name: str) -> ResolvedQueues:
         """Resolve ``name``: a source queue (its redrive policy names its dead-letter queue, else ``name__dlq``) or a
@@ -274,9 +273,9 @@ def find_topic(sns: Any, topic: str) -> str:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NotFound", "NotFoundException", "InvalidParameter"):
                 raise ConfigurationError(f"topic {topic!r} not found") from None
-            raise TransportError(str(exc)[:_REASON_LIMIT]) from exc
+            raise TransportError(str(exc)[:REASON_LIMIT]) from exc
         except (BotoCoreError, OSError) as exc:
-            raise TransportError(str(exc)[:_REASON_LIMIT]) from exc
+            raise TransportError(str(exc)[:REASON_LIMIT]) from exc
         return topic
     for arn in _topic_arns(sns):
         if topic_name_of(arn) == topic:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from eventbus.adapters.aws.failures import NO_QUEUE, error_code, vendor_reason
 from eventbus.errors import TransportError
 
 if TYPE_CHECKING:
@@ -25,9 +26,7 @@ __all__ = ["CONNECT_TIMEOUT", "MAX_ATTEMPTS", "READ_TIMEOUT", "QueueFacts", "Que
 CONNECT_TIMEOUT: Final = 2.0
 READ_TIMEOUT: Final = 5.0
 MAX_ATTEMPTS: Final = 2
-_NO_QUEUE: Final = frozenset({"QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue"})
 _NO_TOPIC: Final = frozenset({"NotFound", "NotFoundException"})
-_REASON_LIMIT: Final = 300
 
 
 @dataclass(frozen=True)
@@ -84,13 +83,13 @@ class QueueInspector:
             try:
                 url = self._sqs.get_queue_url(QueueName=name)["QueueUrl"]
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") in _NO_QUEUE:
+                if error_code(exc) in NO_QUEUE:
                     return None
                 raise
             names = ["QueueArn", "RedrivePolicy"]
             attributes = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names).get("Attributes", {})
         except (ClientError, BotoCoreError) as exc:
-            raise TransportError(_reason(exc)) from exc
+            raise TransportError(vendor_reason(exc)) from exc
         return QueueFacts(name, url, attributes.get("QueueArn", ""), attributes.get("RedrivePolicy", ""))
 
     def names_like(self, prefix: str, limit: int = 100) -> list[str]:
@@ -102,7 +101,7 @@ class QueueInspector:
         try:
             urls = self._sqs.list_queues(QueueNamePrefix=prefix, MaxResults=limit).get("QueueUrls", [])
         except (ClientError, BotoCoreError) as exc:
-            raise TransportError(_reason(exc)) from exc
+            raise TransportError(vendor_reason(exc)) from exc
         return [str(url).rsplit("/", 1)[-1] for url in urls]
 
     def subscribed(self, topic_arn: str, queue_arn: str) -> bool | None:
@@ -117,13 +116,9 @@ class QueueInspector:
                     if subscription.get("Protocol") == "sqs" and subscription.get("Endpoint") == queue_arn:
                         return True
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _NO_TOPIC:
+            if error_code(exc) in _NO_TOPIC:
                 return None
-            raise TransportError(_reason(exc)) from exc
+            raise TransportError(vendor_reason(exc)) from exc
         except BotoCoreError as exc:
-            raise TransportError(_reason(exc)) from exc
+            raise TransportError(vendor_reason(exc)) from exc
         return False
-
-
-def _reason(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:_REASON_LIMIT]

@@ -23,6 +23,7 @@ from typing import Any, Final, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from eventbus.adapters.aws.failures import REASON_LIMIT, vendor_reason
 from eventbus.errors import TransportError
 
 __all__ = ["ATTRIBUTES_TTL", "DEFAULT_VISIBILITY", "SQS_CALL_ERRORS", "SqsQueues"]
@@ -36,7 +37,6 @@ SQS_CALL_ERRORS: Final = (ClientError, BotoCoreError, OSError)
 DEFAULT_VISIBILITY: Final = 30
 #: How long the attributes of a queue are trusted before they are read again (seconds).
 ATTRIBUTES_TTL: Final = 60.0
-_REASON_LIMIT: Final = 300
 _DEAD_LETTER_REASON_LIMIT: Final = 1000
 
 _T = TypeVar("_T")
@@ -52,10 +52,6 @@ class _Attributes:
     raw: dict[str, str] | None
     dead_letter_resolved: bool = False
     dead_letter_url: str | None = None
-
-
-def _vendor_reason(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:_REASON_LIMIT]
 
 
 class SqsQueues:
@@ -88,7 +84,7 @@ class SqsQueues:
             logger.debug(
                 "eventbus: visibility timeout of %s unknown (%s); assuming %ds",
                 queue,
-                _vendor_reason(exc.__cause__ or exc),
+                vendor_reason(exc.__cause__ or exc),
                 seconds,
             )
             self._attributes[url] = _Attributes(now, seconds, None)
@@ -191,7 +187,7 @@ class SqsQueues:
         except (KeyError, ValueError) as exc:
             seconds = previous.visibility if previous is not None else DEFAULT_VISIBILITY
             logger.debug(
-                "eventbus: visibility timeout of %s unknown (%s); assuming %ds", queue, _vendor_reason(exc), seconds
+                "eventbus: visibility timeout of %s unknown (%s); assuming %ds", queue, vendor_reason(exc), seconds
             )
         entry = _Attributes(now, seconds, raw)
         self._attributes[url] = entry
@@ -202,4 +198,4 @@ class SqsQueues:
         try:
             return call(self._client_for(queue))
         except SQS_CALL_ERRORS as exc:
-            raise TransportError(str(exc)[:_REASON_LIMIT]) from exc
+            raise TransportError(str(exc)[:REASON_LIMIT]) from exc

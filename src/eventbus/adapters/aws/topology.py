@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from eventbus.adapters.aws.failures import NO_QUEUE, error_code, vendor_reason
 from eventbus.core.topology import (
     Change,
     ChangeKind,
@@ -44,9 +45,6 @@ if TYPE_CHECKING:
 __all__ = ["AwsTopologyStore", "Provisioned", "ProvisionedQueue", "provision"]
 
 _CALL_ERRORS: Final = (ClientError, BotoCoreError)
-#: What ``GetQueueUrl`` answers for a queue that does not exist (the JSON protocol's code, then the query protocol's).
-_NO_QUEUE: Final = frozenset({"QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue"})
-_REASON_LIMIT: Final = 300
 
 
 @dataclass(frozen=True)
@@ -136,7 +134,7 @@ class AwsTopologyStore(TopologyStore):
                 name: self._sns.get_topic_attributes(TopicArn=arn).get("Attributes", {}) for name, arn in topics.items()
             }
         except _CALL_ERRORS as exc:
-            raise TransportError(f"reading the topology failed: {_reason(exc)}") from exc
+            raise TransportError(f"reading the topology failed: {vendor_reason(exc)}") from exc
         return Deployed(topics, queue, dead_letter, subscriptions, topic_attributes)
 
     def apply(self, topology: Topology, changes: Sequence[Change]) -> None:
@@ -150,7 +148,7 @@ class AwsTopologyStore(TopologyStore):
             try:
                 run.make(change)
             except _CALL_ERRORS as exc:
-                raise TransportError(f"{change.kind.value} {change.resource} failed: {_reason(exc)}") from exc
+                raise TransportError(f"{change.kind.value} {change.resource} failed: {vendor_reason(exc)}") from exc
 
     def _topics(self) -> Iterator[tuple[str, str]]:
         for page in self._sns.get_paginator("list_topics").paginate():
@@ -162,7 +160,7 @@ class AwsTopologyStore(TopologyStore):
         try:
             url = self._sqs.get_queue_url(QueueName=name)["QueueUrl"]
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in _NO_QUEUE:
+            if error_code(exc) in NO_QUEUE:
                 return None
             raise
         found = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"]).get("Attributes", {})
@@ -303,10 +301,6 @@ def _json(text: str | None) -> dict[str, Any] | None:
     except ValueError:
         return None  # not a policy: replaced by ours
     return document if isinstance(document, dict) else None
-
-
-def _reason(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:_REASON_LIMIT]
 
 
 def _set_topic_size(sns: SNSClient, arn: str, size: int) -> None:

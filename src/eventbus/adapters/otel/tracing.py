@@ -26,7 +26,7 @@ gives (as without OpenTelemetry), so traceparents stay valid and keep continuing
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Final
 
@@ -186,9 +186,25 @@ class OtelTracing(TraceHooks):
         }
         if destination:
             attributes["messaging.destination.name"] = destination
+        with self._current_span(
+            f"publish {destination}" if destination else "publish", SpanKind.CLIENT, attributes, links
+        ):
+            yield
+
+    @contextmanager
+    def _current_span(
+        self,
+        name: str,
+        kind: SpanKind,
+        attributes: Mapping[str, str | int],
+        links: list[Link],
+        parent: otel_context.Context | None = None,
+    ) -> Iterator[None]:
+        """A span current for the block, ended after it, an exception recorded as :func:`record_error` does."""
         with self.tracer.start_as_current_span(
-            f"publish {destination}" if destination else "publish",
-            kind=SpanKind.CLIENT,
+            name,
+            context=parent,
+            kind=kind,
             attributes=attributes,
             links=links,
             record_exception=False,
@@ -250,20 +266,9 @@ class OtelTracing(TraceHooks):
             attributes["messaging.destination.name"] = destination
         if message_id:
             attributes["messaging.message.id"] = message_id
-        with self.tracer.start_as_current_span(
-            f"process {destination}" if destination else "process",
-            context=parent,
-            kind=SpanKind.CONSUMER,
-            attributes=attributes,
-            links=links,
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
-            try:
-                yield
-            except BaseException as exc:
-                record_error(span, exc)
-                raise
+        name = f"process {destination}" if destination else "process"
+        with self._current_span(name, SpanKind.CONSUMER, attributes, links, parent):
+            yield
 
     def continuing(self, *, traceparent: str, tracestate: str) -> AbstractContextManager[None]:
         """Make the task message's trace context current, unless a span of that trace is current already."""
