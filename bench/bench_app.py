@@ -5,7 +5,8 @@ transport (``transport``: only the transport); ``BENCH_PREFETCH`` and ``BENCH_PO
 worker. Each handled message increments the Redis counter ``BENCH_COUNTER``; the worker's main process writes its
 SQS request counts to ``BENCH_CALLS`` at shutdown. ``BENCH_LOG`` names a file that gets the consumer's log lines from
 INFO up (its "dropped message" lines among them), whatever the worker's ``-l``, and only that file. ``BENCH_OTEL``
-(``bare``, ``noop`` or ``memory``) sets up an OpenTelemetry SDK in the worker's processes.
+(``bare``, ``noop`` or ``memory``) sets up an OpenTelemetry SDK in the worker's processes. ``BENCH_PROFILE`` names a
+file that gets a CPU-time cProfile of the worker's main process (from the worker being ready to its shutdown; pstats).
 """
 
 from __future__ import annotations
@@ -104,6 +105,19 @@ def _count_calls() -> None:
 
 
 _count_calls()
+
+
+if os.environ.get("BENCH_PROFILE"):
+    import cProfile
+    import time
+
+    from celery.signals import worker_ready
+
+    _profile = cProfile.Profile(time.process_time)  # CPU time: what the process spent, not what it waited for
+    worker_ready.connect(lambda **_: _profile.enable(), weak=False)
+    worker_shutdown.connect(
+        lambda **_: (_profile.disable(), _profile.dump_stats(os.environ["BENCH_PROFILE"])), weak=False
+    )
 
 
 @worker_shutdown.connect

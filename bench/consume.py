@@ -46,6 +46,9 @@ class Result:
     calls: dict[str, int]
     duplicates: int = 0
     left_in_queue: int = 0
+    #: CPU seconds per 1,000 messages of the worker's processes from the first handled message to the last (start-up
+    #: and shutdown left out); for the raw drain, this process's CPU
+    steady_cpu_seconds_per_1000: float = 0.0
 
 
 def clients(endpoint: str) -> tuple[Any, Any]:
@@ -85,6 +88,20 @@ def left_in(sqs: Any, url: str) -> int:
     return sum(int(attributes[name]) for name in names)
 
 
+def tree_cpu(group: int) -> float:
+    """CPU seconds (user + system) used so far by the live processes of process group ``group`` (from ``/proc``)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        # after the command: state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime
+        if int(fields[2]) == group:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def run_worker(endpoint: str, queue: str, n: int, counter: str, extra_env: dict[str, str]) -> Result:
     r = redis.Redis.from_url(os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/0"))
     r.delete(counter)
@@ -101,20 +118,23 @@ def run_worker(endpoint: str, queue: str, n: int, counter: str, extra_env: dict[
         EVENTBUS_STARTUP_CHECKS="warn",
         **extra_env,
     )
-    cmd = [sys.executable, "-m", "celery", "-A", "bench.bench_app", "worker", "-Q", queue, "-c", "2", "-P", "prefork"]
+    pool = extra_env.get("BENCH_POOL", "prefork")
+    cmd = [sys.executable, "-m", "celery", "-A", "bench.bench_app", "worker", "-Q", queue, "-c", "2", "-P", pool]
     cmd += ["--without-heartbeat", "--without-mingle", "--without-gossip", "-l", "warning"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     worker = subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True)
     try:
         first = last = 0.0
+        first_done = 0
+        cpu_first = cpu_last = 0.0
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             done = int(r.get(counter) or 0)
             now = time.perf_counter()
             if done and not first:
-                first = now
+                first, first_done, cpu_first = now, done, tree_cpu(worker.pid)
             if done >= n:
-                last = now
+                last, cpu_last = now, tree_cpu(worker.pid)
                 break
             time.sleep(0.01)
         else:
@@ -130,7 +150,9 @@ def run_worker(endpoint: str, queue: str, n: int, counter: str, extra_env: dict[
     calls_file.unlink(missing_ok=True)
     total = sum(calls.values())
     seconds = max(last - first, 1e-9)
-    return Result("", n, seconds, (n - 1) / seconds, total, total / n, cpu * 1000 / n, calls, handled - n)
+    result = Result("", n, seconds, (n - 1) / seconds, total, total / n, cpu * 1000 / n, calls, handled - n)
+    result.steady_cpu_seconds_per_1000 = (cpu_last - cpu_first) * 1000 / max(n - first_done, 1)
+    return result
 
 
 def raw_drain(sqs: Any, url: str, n: int) -> Result:
@@ -149,7 +171,7 @@ def raw_drain(sqs: Any, url: str, n: int) -> Result:
     seconds = time.perf_counter() - start
     cpu = time.process_time() - cpu0
     total = sum(calls.values())
-    return Result("", n, seconds, n / seconds, total, total / n, cpu * 1000 / n, calls)
+    return Result("", n, seconds, n / seconds, total, total / n, cpu * 1000 / n, calls, 0, 0, cpu * 1000 / n)
 
 
 def scenarios(endpoint: str, n: int, worker_endpoint: str) -> dict[str, Callable[[], Result]]:
@@ -190,6 +212,9 @@ def scenarios(endpoint: str, n: int, worker_endpoint: str) -> dict[str, Callable
         "consumer-on-stock-transport-events": events({**usual, "BENCH_STOCK": "transport"}),
         "eventbus-events": events({}),
         "eventbus-tasks": tasks({}),
+        # the same events in other pools: two threads of the worker's process, or the worker's own thread
+        "eventbus-events-threads": events({"BENCH_POOL": "threads"}),
+        "eventbus-events-solo": events({"BENCH_POOL": "solo"}),
         # telemetry: the same events with OpenTelemetry off, with an SDK exporting to nothing, to memory
         "eventbus-events-telemetry-off": events({"EVENTBUS_TELEMETRY": "off"}),
         "eventbus-events-otel-sdk-bare": events({"BENCH_OTEL": "bare"}),
@@ -220,24 +245,30 @@ def main(argv: list[str] | None = None) -> int:
 def measure(args: argparse.Namespace, table: dict[str, Callable[[], Result]]) -> int:
     """Run the chosen scenarios, print the table, write the JSON."""
     chosen = [s for s in args.only.split(",") if s] or list(table)
-    results: list[Result] = []
-    for name in chosen:
-        runs = []
-        for _ in range(args.repeat):
+    runs: dict[str, list[Result]] = {name: [] for name in chosen}
+    # round robin (every scenario once, then again): a machine that gets busier or quieter meanwhile weighs on all
+    for _ in range(args.repeat):
+        for name in chosen:
             result = table[name]()
             result.scenario = name
-            runs.append(result)
-            print(f"  {name}: {result.per_second:8.1f} msg/s, {result.calls_per_message:.2f} SQS calls/msg", flush=True)
-        results.append(sorted(runs, key=lambda r: r.per_second)[len(runs) // 2])
+            runs[name].append(result)
+            print(
+                f"  {name}: {result.per_second:8.1f} msg/s, {result.calls_per_message:.2f} SQS calls/msg, "
+                f"{result.steady_cpu_seconds_per_1000:.2f} CPU s/1000 steady",
+                flush=True,
+            )
+    results = [sorted(runs[name], key=lambda r: r.per_second)[len(runs[name]) // 2] for name in chosen]
     baseline = next((r.per_second for r in results if r.scenario == args.baseline), None)
     latency = f", +{args.latency_ms:g} ms per request" if args.latency_ms else ""
     print(f"\nN={args.n}, median of {args.repeat}, endpoint {args.endpoint}{latency}, prefork -c 2")
-    head = f"{'msg/s':>9} {'x base':>8} {'SQS calls/msg':>14} {'CPU s/1000':>11} {'dup':>4} {'left':>5}"
+    head = f"{'msg/s':>9} {'x base':>8} {'SQS calls/msg':>14} {'CPU s/1000':>11} {'steady':>7} {'dup':>4} {'left':>5}"
     print(f"{'scenario':<36} {head}")
     for r in results:
         ratio = f"{r.per_second / baseline:.2f}" if baseline else "-"
+        # steady: the median of the scenario's runs (CPU per message varies less than the rate)
+        steady = sorted(x.steady_cpu_seconds_per_1000 for x in runs[r.scenario])[len(runs[r.scenario]) // 2]
         cols = f"{r.per_second:9.1f} {ratio:>8} {r.calls_per_message:14.2f} {r.cpu_seconds_per_1000:11.2f}"
-        cols += f" {r.duplicates:4d} {r.left_in_queue:5d}"
+        cols += f" {steady:7.2f} {r.duplicates:4d} {r.left_in_queue:5d}"
         print(f"{r.scenario:<36} {cols}")
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)

@@ -270,3 +270,80 @@ def test_the_relay_without_telemetry_records_nothing_and_works() -> None:
     EventPublisher(OutboxPublisher(store), "svc").publish(Note(), entity_id=1)
     assert relay.relay().sent == 1
     assert relay.backlog() == 0
+
+
+# -- what a measurement costs: nothing without an SDK, a dictionary update for a counter, a fork starts at zero ------
+
+
+def test_without_an_sdk_provider_the_hooks_do_nothing_and_say_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry import metrics
+
+    hooks = Metered(meter_provider=metrics.NoOpMeterProvider())
+    assert hooks.recording is False
+    hooks.event_settled(event_name="orderPlaced", queue=QUEUE, outcome="handled")
+    assert hooks._own is None  # no instrument was even created
+
+    class Spy(Metered):
+        def event_settled(self, **kwargs: Any) -> None:
+            raise AssertionError("report_handled must not report to hooks that do not record")
+
+    report_handled(Spy(meter_provider=metrics.NoOpMeterProvider()), "orderPlaced", QUEUE, 0.1, {"metadata": "x"})
+
+
+def test_a_metric_hooks_subclass_that_overrides_a_hook_records_by_default() -> None:
+    from eventbus.core.metric_hooks import MetricHooks
+
+    class Counting(MetricHooks):
+        def __init__(self) -> None:
+            self.settled: list[str] = []
+
+        def event_settled(self, *, event_name: str, queue: str, outcome: str, reason: str = "") -> None:
+            self.settled.append(outcome)
+
+    assert MetricHooks().recording is False
+    assert Telemetry().recording is False
+    counting = Counting()
+    assert counting.recording is True
+    report_handled(counting, "orderPlaced", QUEUE, 0.1, {})
+    assert counting.settled == ["handled"]
+
+
+def test_counters_are_sums_kept_in_the_process_and_exported_cumulative(
+    hooks: Metered, reader: InMemoryMetricReader
+) -> None:
+    for _ in range(3):
+        hooks.event_settled(event_name="orderPlaced", queue=QUEUE, outcome="handled")
+    assert [p.value for p in points(reader, "messaging.client.consumed.messages")] == [3]
+    hooks.event_settled(event_name="orderPlaced", queue=QUEUE, outcome="handled")
+    assert [p.value for p in points(reader, "messaging.client.consumed.messages")] == [4]  # cumulative, not a delta
+    data = reader.get_metrics_data()
+    assert data is not None
+    (metric,) = [
+        m
+        for r in data.resource_metrics
+        for s in r.scope_metrics
+        for m in s.metrics
+        if m.name == "messaging.client.consumed.messages"
+    ]
+    assert metric.data.is_monotonic
+    assert metric.unit == "{message}"
+
+
+def test_a_forked_process_does_not_report_its_parents_counts(hooks: Metered, reader: InMemoryMetricReader) -> None:
+    import os
+
+    hooks.event_settled(event_name="orderPlaced", queue=QUEUE, outcome="handled")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: what would its own collection say?
+        try:
+            hooks.dedup_hit(handler="t")
+            values = [p.value for p in points(reader, "messaging.client.consumed.messages")]
+            os.write(write, repr(values).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as child:
+        assert child.read() == "[]"
+    assert [p.value for p in points(reader, "messaging.client.consumed.messages")] == [1]

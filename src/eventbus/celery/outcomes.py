@@ -57,6 +57,8 @@ def _published_at(kwargs: Any) -> float | None:
 def report_handled(metrics: MetricHooks, event_name: str, queue: str, runtime: float | None, kwargs: Any) -> None:
     """An event's task succeeded: count it handled, record its handler's ``runtime`` and the event's lag (now minus
     its ``publishDate``, when the task's kwargs carry one)."""
+    if not metrics.recording:
+        return  # nothing would be kept: not even the date is parsed
     metrics.event_settled(event_name=event_name, queue=queue, outcome="handled")
     if runtime is not None:
         metrics.handler_duration(event_name=event_name, queue=queue, seconds=runtime, succeeded=True)
@@ -70,6 +72,8 @@ def report_failed(
 ) -> None:
     """An event's task failed: dead-lettered (the handler never ran, ``dead_letter_reason`` given) or left for
     redelivery (the handler ran ``runtime`` seconds, when known)."""
+    if not metrics.recording:
+        return
     if dead_letter_reason is not None:
         kind = reason_kind(dead_letter_reason)
         metrics.event_settled(event_name=event_name, queue=queue, outcome="dead-lettered", reason=kind)

@@ -14,6 +14,17 @@ __all__ = ["MetricHooks"]
 class MetricHooks:
     """Where the runtime reports counts, durations and sizes."""
 
+    @property
+    def recording(self) -> bool:
+        """False while every hook is a no-op, so a caller may skip computing what it would report. By default: whether
+        this class overrides any hook (an adapter that records only sometimes says when)."""
+        cls = type(self)
+        overrides = _OVERRIDES.get(cls)
+        if overrides is None:
+            hooks = [name for name, value in vars(MetricHooks).items() if callable(value) and not name.startswith("_")]
+            overrides = _OVERRIDES[cls] = any(getattr(cls, name) is not getattr(MetricHooks, name) for name in hooks)
+        return overrides
+
     def event_settled(self, *, event_name: str, queue: str, outcome: str, reason: str = "") -> None:
         """One event's fate on a worker: ``outcome`` is ``handled``, ``failed`` (left for redelivery),
         ``dead-lettered`` (``reason``: the reason's kind, e.g. ``invalid-payload``) or ``dropped``."""
@@ -38,3 +49,7 @@ class MetricHooks:
 
     def dedup_hit(self, *, handler: str) -> None:
         """An idempotent handler's event was handled already: the duplicate was acknowledged without running."""
+
+
+#: Whether a class overrides any hook, by class (computed on its first :attr:`MetricHooks.recording`).
+_OVERRIDES: dict[type, bool] = {}

@@ -9,15 +9,21 @@ application sets its own, so creating them before the SDK is configured loses no
 Attributes carry names and counts only: the queue, the event name, the outcome, a dead-letter reason's kind, a
 handler's task name. Each distinct attribute set is built once and kept (cheap on the consume path), and the event
 names one process records are capped at :data:`MAX_EVENT_NAMES`; later names are recorded as ``_other``.
+
+Cost on the consume path: while no SDK meter provider is set (OpenTelemetry's API alone, the default) every hook
+returns at once. With one, the counters are sums kept in the process (:class:`_Sums`: a dictionary update per event)
+that observable counters report at each collection, exported exactly as a synchronous counter's cumulative sums are;
+only the histograms go through the SDK per measurement. A forked process starts its sums from zero.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata
-from typing import Final
+from typing import Any, Final
 
 from opentelemetry import metrics
 
@@ -48,12 +54,66 @@ def _version() -> str:
         return ""
 
 
+def _sdk_set(provider: metrics.MeterProvider) -> bool:
+    """False for OpenTelemetry's no-op provider and for its global proxy before an application set a provider."""
+    return not isinstance(provider, metrics.NoOpMeterProvider) and type(provider).__name__ != "_ProxyMeterProvider"
+
+
+class _Sums:
+    """A monotonic counter's sums by attribute set, kept in this process and reported by an observable counter.
+
+    Adding is one dictionary update under a lock (the SDK's synchronous counter hashes and validates the attributes
+    on every ``add``); each collection reports every sum, cumulative, as the SDK does for a synchronous counter.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sums: dict[tuple[str, ...], list[Any]] = {}
+
+    def add(self, key: tuple[str, ...], attributes: _Attributes | None, amount: int) -> None:
+        with self._lock:
+            entry = self._sums.get(key)
+            if entry is None:
+                self._sums[key] = [amount, attributes]
+            else:
+                entry[0] += amount
+
+    def observe(self, _options: metrics.CallbackOptions) -> Iterable[metrics.Observation]:
+        with self._lock:
+            return [metrics.Observation(amount, attributes) for amount, attributes in self._sums.values()]
+
+    def reset(self) -> None:
+        """Forget every sum (a forked process: its parent's counts are its parent's to report)."""
+        self._lock = threading.Lock()
+        self._sums = {}
+
+
+#: Every process's sums, reset in a forked child (a pool process must not report what its parent counted).
+_ALL_SUMS: list[_Sums] = []
+
+
+def _reset_in_child() -> None:
+    for sums in _ALL_SUMS:
+        sums.reset()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_in_child)
+
+
+def _observable_counter(meter: metrics.Meter, name: str, unit: str, description: str) -> _Sums:
+    sums = _Sums()
+    _ALL_SUMS.append(sums)
+    meter.create_observable_counter(name, [sums.observe], unit, description)
+    return sums
+
+
 class _Instruments:
     """The instruments of one meter, what the observable gauge reads, and the attribute sets recorded so far."""
 
     def __init__(self, meter: metrics.Meter) -> None:
-        self.consumed = meter.create_counter(
-            "messaging.client.consumed.messages", "{message}", "Events taken off a queue, by their fate"
+        self.consumed = _observable_counter(
+            meter, "messaging.client.consumed.messages", "{message}", "Events taken off a queue, by their fate"
         )
         self.process_duration = meter.create_histogram(
             "messaging.process.duration",
@@ -73,18 +133,24 @@ class _Instruments:
             "Entries per DeleteMessageBatch / PublishBatch call",
             explicit_bucket_boundaries_advisory=BATCH_BUCKETS,
         )
-        self.extensions = meter.create_counter(
-            "eventbus.visibility.extensions", "{message}", "Visibility extensions SQS confirmed for held messages"
+        self.extensions = _observable_counter(
+            meter,
+            "eventbus.visibility.extensions",
+            "{message}",
+            "Visibility extensions SQS confirmed for held messages",
         )
-        self.relayed = meter.create_counter("eventbus.outbox.relayed", "{event}", "Events the outbox relay sent")
+        self.relayed = _observable_counter(meter, "eventbus.outbox.relayed", "{event}", "Events the outbox relay sent")
         self.relay_lag = meter.create_histogram(
             "eventbus.outbox.relay.lag",
             "s",
             "Time from an event being stored in the outbox to being sent",
             explicit_bucket_boundaries_advisory=LAG_BUCKETS,
         )
-        self.dedup_hits = meter.create_counter(
-            "eventbus.dedup.hits", "{event}", "Duplicates of handled events acknowledged without running the handler"
+        self.dedup_hits = _observable_counter(
+            meter,
+            "eventbus.dedup.hits",
+            "{event}",
+            "Duplicates of handled events acknowledged without running the handler",
         )
         self.backlog_reads: list[Callable[[], int | None]] = []
         #: Each distinct attribute set, built once (a measurement then costs one dict lookup for its attributes).
@@ -149,6 +215,17 @@ class OtelMetrics(MetricHooks):
         super().__init__(*args, **kwargs)
         self.meter_provider = meter_provider
 
+    @property
+    def recording(self) -> bool:
+        """True once an SDK meter provider is set (this object's, or OpenTelemetry's global one)."""
+        return _sdk_set(self.meter_provider or metrics.get_meter_provider())
+
+    def _recording(self) -> _Instruments | None:
+        """The instruments, or None while measurements would go nowhere (no SDK meter provider set yet)."""
+        if not _sdk_set(self.meter_provider or metrics.get_meter_provider()):
+            return None
+        return self._instruments()
+
     def _instruments(self) -> _Instruments:
         instruments = self._own
         if instruments is None:
@@ -164,7 +241,9 @@ class OtelMetrics(MetricHooks):
     def event_settled(self, *, event_name: str, queue: str, outcome: str, reason: str = "") -> None:
         """Count one event under ``messaging.client.consumed.messages``, with its fate."""
         try:
-            instruments = self._instruments()
+            instruments = self._recording()
+            if instruments is None:
+                return
             event = instruments.event(event_name)
             if reason and not _REASON_KIND.fullmatch(reason):
                 reason = "other"  # a kind, never a text
@@ -181,14 +260,16 @@ class OtelMetrics(MetricHooks):
                 if reason:
                     built["eventbus.reason"] = reason
                 attributes = instruments.keep(key, built)
-            instruments.consumed.add(1, attributes)
+            instruments.consumed.add(key, attributes, 1)
         except Exception:  # a hook never raises into the runtime
             pass
 
     def handler_duration(self, *, event_name: str, queue: str, seconds: float, succeeded: bool) -> None:
         """Record one handler run under ``messaging.process.duration`` (``error.type`` ``_OTHER`` if it raised)."""
         try:
-            instruments = self._instruments()
+            instruments = self._recording()
+            if instruments is None:
+                return
             event = instruments.event(event_name)
             key = ("duration", event, queue, "" if succeeded else "_OTHER")
             attributes = instruments.attributes.get(key)
@@ -209,7 +290,9 @@ class OtelMetrics(MetricHooks):
     def end_to_end_lag(self, *, event_name: str, queue: str, seconds: float) -> None:
         """Record one handled event's age under ``eventbus.event.lag`` (a clock behind the producer's counts 0)."""
         try:
-            instruments = self._instruments()
+            instruments = self._recording()
+            if instruments is None:
+                return
             event = instruments.event(event_name)
             key = ("lag", event, queue)
             attributes = instruments.attributes.get(key)
@@ -223,7 +306,9 @@ class OtelMetrics(MetricHooks):
     def batch_sent(self, *, operation: str, size: int) -> None:
         """Record one batch call's entries under ``eventbus.batch.size``."""
         try:
-            instruments = self._instruments()
+            instruments = self._recording()
+            if instruments is None:
+                return
             key = ("batch", operation)
             attributes = instruments.attributes.get(key)
             if attributes is None:
@@ -236,21 +321,25 @@ class OtelMetrics(MetricHooks):
     def visibility_extended(self, *, queue: str, count: int) -> None:
         """Count confirmed extensions under ``eventbus.visibility.extensions``."""
         try:
-            instruments = self._instruments()
+            instruments = self._recording()
+            if instruments is None:
+                return
             key = ("extended", queue)
             attributes = instruments.attributes.get(key)
             if attributes is None:
                 attributes = instruments.keep(key, {"messaging.system": SQS, "messaging.destination.name": queue})
-            instruments.extensions.add(count, attributes)
+            instruments.extensions.add(key, attributes, count)
         except Exception:
             pass
 
     def outbox_relayed(self, *, count: int, lag_seconds: list[float]) -> None:
         """Count sent events under ``eventbus.outbox.relayed``, each one's lag under ``eventbus.outbox.relay.lag``."""
         try:
-            instruments = self._instruments()
+            instruments = self._recording()
+            if instruments is None:
+                return
             if count:
-                instruments.relayed.add(count)
+                instruments.relayed.add((), None, count)
             for seconds in lag_seconds:
                 instruments.relay_lag.record(max(seconds, 0.0))
         except Exception:
@@ -268,11 +357,13 @@ class OtelMetrics(MetricHooks):
     def dedup_hit(self, *, handler: str) -> None:
         """Count one duplicate under ``eventbus.dedup.hits``, by handler (its task's name)."""
         try:
-            instruments = self._instruments()
+            instruments = self._recording()
+            if instruments is None:
+                return
             key = ("dedup", handler)
             attributes = instruments.attributes.get(key)
             if attributes is None:
                 attributes = instruments.keep(key, {"eventbus.handler": handler})
-            instruments.dedup_hits.add(1, attributes)
+            instruments.dedup_hits.add(key, attributes, 1)
         except Exception:
             pass
