@@ -67,5 +67,11 @@ def test_task_messages_are_sent_through_a_replaceable_sender() -> None:
     assert hasattr(vars(AMQP)["send_task_message"], "__set__"), "an instance may replace it (install_signing)"
 
 
-def test_a_decoded_message_body_is_cached_where_the_consumer_resets_it() -> None:
+def test_a_decoded_message_body_is_cached_where_the_consumer_sets_it() -> None:
+    # the consumer hands Celery the task message's decoded body in ``_decoded_cache`` (no second JSON decode): kombu
+    # must read it there, and Celery's request must take its arguments from ``message.payload``
     assert "_decoded_cache" in inspect.getsource(Message.decode)
+    assert "_decoded_cache" in inspect.getsource(Message.payload.fget)  # type: ignore[attr-defined]
+    from celery.worker.request import Request
+
+    assert "message.payload" in inspect.getsource(Request.__init__)

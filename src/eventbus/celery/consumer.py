@@ -64,8 +64,9 @@ def _as_task_message(message: Message, decision: Decision) -> None:
     assert decision.subscription is not None
     envelope = decision.envelope
     task_id = sqs_message_id(message)
-    kwargs = {"payload": envelope.payload, "metadata": envelope.metadata.to_wire()}
-    safe_kwargs = repr({"metadata": envelope.metadata.to_log(), "payload": envelope.payload_for_log()})
+    wire = envelope.metadata.to_wire()
+    kwargs = {"payload": envelope.payload, "metadata": wire}
+    safe_kwargs = repr({"metadata": envelope.metadata.to_log(wire), "payload": envelope.payload_for_log()})
     message.headers = {
         "lang": "py",
         "task": decision.subscription.handler,
@@ -91,10 +92,12 @@ def _as_task_message(message: Message, decision: Decision) -> None:
         message.headers["traceparent"] = envelope.metadata.traceparent
         if envelope.metadata.tracestate:
             message.headers["tracestate"] = envelope.metadata.tracestate
-    message.body = json.dumps([[], kwargs, _EMBED]).encode()
+    decoded = [[], kwargs, dict(_EMBED)]
+    message.body = json.dumps(decoded).encode()  # what the pool process gets and decodes
     message.content_type = "application/json"
     message.content_encoding = "utf-8"
-    message._decoded_cache = None
+    # what Celery's request reads in this process: the same structure, not decoded again from the body
+    message._decoded_cache = decoded
 
 
 class EventRouter:

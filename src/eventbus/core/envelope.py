@@ -8,7 +8,7 @@ zone-less ISO timestamp in UTC, as the producers we interoperate with write it).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Final
@@ -107,11 +107,12 @@ class Metadata(BaseModel):
         """The metadata as it goes on the wire (camelCase keys, JSON types, secret included)."""
         return self.model_dump(mode="json", by_alias=True)
 
-    def to_log(self) -> dict[str, Any]:
-        """The metadata as it may appear in logs: ``authorization`` (in any case) replaced when set."""
-        return {
-            key: REDACTED if value and is_authorization_key(key) else value for key, value in self.to_wire().items()
-        }
+    def to_log(self, wire: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The metadata as it may appear in logs: ``authorization`` (in any case) replaced when set. ``wire``: this
+        metadata's :meth:`to_wire`, when the caller has it already (not dumped twice)."""
+        if wire is None:
+            wire = self.to_wire()
+        return {key: REDACTED if value and is_authorization_key(key) else value for key, value in wire.items()}
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         # repr and str of the model show extra keys as they are; an extra "Authorization" must not show
