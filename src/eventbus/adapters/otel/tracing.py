@@ -32,7 +32,7 @@ from typing import Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from eventbus.core.trace_hooks import OutgoingTrace, ProducerOperation, TraceHooks
@@ -87,6 +87,16 @@ def _carrier(traceparent: str, tracestate: str) -> dict[str, str]:
     if tracestate:
         carrier["tracestate"] = tracestate
     return carrier
+
+
+@functools.lru_cache(maxsize=256)
+def _remote(traceparent: str, tracestate: str) -> SpanContext:
+    """The span context W3C ``traceparent`` / ``tracestate`` name (invalid if they are not valid), read by
+    OpenTelemetry's own propagator. Kept for the next few calls: one event's task reads its context twice (the task
+    message's headers when it starts, the envelope's in its process span)."""
+    if not traceparent:
+        return trace.INVALID_SPAN_CONTEXT
+    return trace.get_current_span(_PROPAGATOR.extract(_carrier(traceparent, tracestate))).get_span_context()
 
 
 class OtelTracing(TraceHooks):
@@ -172,12 +182,9 @@ class OtelTracing(TraceHooks):
     def _publishing_batch(self, destination: str, events: Sequence[OutgoingTrace]) -> Iterator[None]:
         links = []
         for event in events:
-            if event.traceparent:
-                linked = trace.get_current_span(
-                    _PROPAGATOR.extract(_carrier(event.traceparent, event.tracestate))
-                ).get_span_context()
-                if linked.is_valid:
-                    links.append(Link(linked))
+            linked = _remote(event.traceparent, event.tracestate)
+            if linked.is_valid:
+                links.append(Link(linked))
         attributes: dict[str, str | int] = {
             "messaging.system": self.producer_system,
             "messaging.operation.type": "send",
@@ -240,11 +247,9 @@ class OtelTracing(TraceHooks):
     def _processing(
         self, event_name: str, destination: str, message_id: str, traceparent: str, tracestate: str
     ) -> Iterator[None]:
-        producer = (
-            trace.get_current_span(_PROPAGATOR.extract(_carrier(traceparent, tracestate))).get_span_context()
-            if traceparent
-            else trace.INVALID_SPAN_CONTEXT
-        )
+        # on every handled event: one generator, the span started and made current by hand (not through the SDK's
+        # context managers), the producer's context parsed once per event (_remote)
+        producer = _remote(traceparent, tracestate)
         current = trace.get_current_span().get_span_context()
         parent: otel_context.Context | None
         links: list[Link] = []
@@ -267,8 +272,24 @@ class OtelTracing(TraceHooks):
         if message_id:
             attributes["messaging.message.id"] = message_id
         name = f"process {destination}" if destination else "process"
-        with self._current_span(name, SpanKind.CONSUMER, attributes, links, parent):
+        span = self.tracer.start_span(
+            name,
+            context=parent,
+            kind=SpanKind.CONSUMER,
+            attributes=attributes,
+            links=links,
+            record_exception=False,
+            set_status_on_exception=False,
+        )
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
             yield
+        except BaseException as exc:
+            record_error(span, exc)
+            raise
+        finally:
+            otel_context.detach(token)
+            span.end()
 
     def continuing(self, *, traceparent: str, tracestate: str) -> AbstractContextManager[None]:
         """Make the task message's trace context current, unless a span of that trace is current already."""
@@ -276,13 +297,12 @@ class OtelTracing(TraceHooks):
 
     @contextmanager
     def _continuing(self, traceparent: str, tracestate: str) -> Iterator[None]:
-        remote = _PROPAGATOR.extract(_carrier(traceparent, tracestate)) if traceparent else otel_context.Context()
-        remote_span = trace.get_current_span(remote).get_span_context()
+        remote_span = _remote(traceparent, tracestate)
         current = trace.get_current_span().get_span_context()
         if not remote_span.is_valid or (current.is_valid and current.trace_id == remote_span.trace_id):
             yield  # nothing to continue, or Celery's instrumentation did it (its run span is current)
             return
-        token = otel_context.attach(remote)
+        token = otel_context.attach(trace.set_span_in_context(trace.NonRecordingSpan(remote_span)))
         try:
             yield
         finally:
