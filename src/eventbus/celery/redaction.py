@@ -130,12 +130,11 @@ class EventRequest(Request):  # type: ignore[misc]
         it does acknowledge a task (``acks_late``, as ``@subscribe`` tasks are) only once it succeeded.
         """
         first = not self.acknowledged
+        rejection = self._rejection()  # before the acknowledgement: the channel then drops it from the message
         super().acknowledge()
-        if first and not self._eventbus_failing and self.time_start and self.task.acks_late:
-            rejection = self._rejection()
-            if rejection is not None:
-                runtime = time.time() - self.time_start
-                report_handled(rejection.metrics, self._event_name(), queue_name(self.message), runtime, self.kwargs)
+        if first and not self._eventbus_failing and self.time_start and self.task.acks_late and rejection is not None:
+            runtime = time.time() - self.time_start
+            report_handled(rejection.metrics, self._event_name(), queue_name(self.message), runtime, self.kwargs)
 
     def on_failure(self, exc_info: Any, send_failed_event: bool = True, return_ok: bool = False) -> None:
         """Celery's failure handling; a task that raised :class:`~eventbus.celery.outcomes.DeadLetter` has its

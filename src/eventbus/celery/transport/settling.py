@@ -21,7 +21,8 @@ class SettlingMixin(ChannelBase):
     def basic_ack(self, delivery_tag: Any, multiple: bool = False) -> None:
         """Free the slot now, delete in a batch shortly."""
         try:
-            info = self.qos.get(delivery_tag).delivery_info
+            message = self.qos.get(delivery_tag)
+            info = message.delivery_info
             sqs_message = info["sqs_message"]
             queue_url = info["sqs_queue"]
         except KeyError:
@@ -29,6 +30,9 @@ class SettlingMixin(ChannelBase):
             return
         entry = Entry(sqs_message["ReceiptHandle"], str(sqs_message.get("MessageId", "?")), self._queue_of(info))
         VirtualChannel.basic_ack(self, delivery_tag)
+        # an acknowledged message can no longer be rejected: drop the consumer's Rejection, which refers back to the
+        # message (a reference cycle per event that only the cyclic garbage collector would free)
+        vars(message).pop("reject_log_error", None)
         self._heartbeat.forget(delivery_tag)
         self._buffer(self._deletes, queue_url, entry)
         self._slot_freed()
