@@ -68,41 +68,51 @@ class DjangoOutboxStore(OutboxStore):
         transaction.on_commit(callback, using=self.using)
 
     def claim(self, limit: int, lease: float, ids: Sequence[str] | None = None) -> ClaimedBatch:
-        """Claim by update: mark candidate rows still unclaimed with a new token, then read back that token's rows.
+        """Claim by update: mark the oldest claimable rows with a new token and return them, oldest first.
+
+        Concurrent claimers take disjoint batches, and a claim comes back empty only when no row was claimable.
 
         Raises:
             OutboxError: the store failed, or a transaction is open on the alias (claims are made after commit).
         """
-        if transaction.get_connection(self.using).in_atomic_block:
+        connection = transaction.get_connection(self.using)
+        if connection.in_atomic_block:
             raise OutboxError(f"outbox claim inside an open transaction on {self.using!r}: claim after the commit")
         token, now = str(uuid.uuid4()), time.time()
         if limit <= 0 or (ids is not None and not ids):
             return ClaimedBatch(token=token)
         manager = self._model._default_manager.using(self.using)
+        candidates = manager.filter(claimed_until__lt=now)
+        if ids is not None:
+            candidates = candidates.filter(message_id__in=list(ids))
+        candidates = candidates.order_by("id")
         try:
-            # Candidates are read before the claiming transaction: on SQLite a transaction that has read cannot wait
-            # for the write lock (it fails at once as "database is locked"), one that starts by writing can. The
-            # UPDATE repeats the condition, so rows another claimer took meanwhile are skipped.
-            candidates = manager.filter(claimed_until__lt=now)
-            if ids is not None:
-                candidates = candidates.filter(message_id__in=list(ids))
-            candidate_ids = list(candidates.order_by("id").values_list("id", flat=True)[:limit])
-            if not candidate_ids:
-                return ClaimedBatch(token=token)
-            with transaction.atomic(using=self.using):
-                # On PostgreSQL (READ COMMITTED) a claimer blocked on a row lock re-checks claimed_until once the
-                # other commits, so a row goes to one claimer only.
-                manager.filter(id__in=candidate_ids, claimed_until__lt=now).update(
-                    claim_token=token, claimed_until=now + lease
-                )
-                rows = list(
-                    manager.filter(claim_token=token)
-                    .order_by("id")
-                    .values_list("message_id", "body", "event_name", "attempts")
-                )
+            if connection.vendor == "postgresql":
+                # Rows another claimer holds locked are skipped rather than waited for (and then found taken), so
+                # concurrent claimers take the next rows instead of coming back empty.
+                with transaction.atomic(using=self.using):
+                    locked = list(candidates.select_for_update(skip_locked=True).values_list("id", flat=True)[:limit])
+                    return self._take(token, now + lease, manager.filter(id__in=locked))
+            # Elsewhere (SQLite) candidates are read before the claiming transaction: on SQLite a transaction that has
+            # read cannot wait for the write lock (it fails at once as "database is locked"), one that starts by
+            # writing can. The UPDATE repeats the condition, so rows another claimer took meanwhile are skipped; when
+            # it took them all, read the candidates again (each retry means another claimer got rows, so this ends).
+            while True:
+                candidate_ids = list(candidates.values_list("id", flat=True)[:limit])
+                if not candidate_ids:
+                    return ClaimedBatch(token=token)
+                with transaction.atomic(using=self.using):
+                    batch = self._take(token, now + lease, manager.filter(id__in=candidate_ids, claimed_until__lt=now))
+                if batch.items:
+                    return batch
         except DatabaseError as exc:
             raise OutboxError(f"outbox claim failed: {type(exc).__name__}") from exc
-        return ClaimedBatch.from_rows(token, rows)
+
+    def _take(self, token: str, until: float, rows: QuerySet[OutboxMessage]) -> ClaimedBatch:
+        """Mark ``rows`` claimed under ``token`` until ``until``; read back that token's rows, oldest first."""
+        rows.update(claim_token=token, claimed_until=until)
+        claimed = self._model._default_manager.using(self.using).filter(claim_token=token).order_by("id")
+        return ClaimedBatch.from_rows(token, claimed.values_list("message_id", "body", "event_name", "attempts"))
 
     def mark_sent(self, token: str, ids: Sequence[str]) -> None:
         """Delete rows ``ids`` still claimed under ``token``."""

@@ -73,7 +73,9 @@ class SqlAlchemyOutboxStore(OutboxStore):
             self.repository.on_commit(callback)
 
     def claim(self, limit: int, lease: float, ids: Sequence[str] | None = None) -> ClaimedBatch:
-        """Claim by update: mark candidate rows still unclaimed with a new token, then read back that token's rows.
+        """Claim by update: mark the oldest claimable rows with a new token and return them, oldest first.
+
+        Concurrent claimers take disjoint batches, and a claim comes back empty only when no row was claimable.
 
         Raises:
             OutboxError: the store failed, or the repository has a unit of work open (claims are made after commit).
@@ -86,30 +88,38 @@ class SqlAlchemyOutboxStore(OutboxStore):
         candidates = select(outbox.c.id).where(outbox.c.claimed_until < now).order_by(outbox.c.id).limit(limit)
         if ids is not None:
             candidates = candidates.where(outbox.c.message_id.in_(list(ids)))
+        claimed = update(outbox).values(claim_token=token, claimed_until=now + lease)
+        columns = (outbox.c.message_id, outbox.c.body, outbox.c.event_name, outbox.c.attempts)
         try:
             with self.session_factory() as session:
-                # Candidates are read in a transaction of their own: on SQLite a transaction that has read cannot
-                # wait for the write lock, one that starts by writing can. The UPDATE repeats the condition, so rows
-                # another claimer took meanwhile are skipped (on PostgreSQL, READ COMMITTED re-checks it after
-                # waiting for the row lock).
-                with session.begin():
-                    candidate_ids = list(session.scalars(candidates))
-                if not candidate_ids:
-                    return ClaimedBatch(token=token)
-                with session.begin():
-                    session.execute(
-                        update(outbox)
-                        .where(outbox.c.id.in_(candidate_ids), outbox.c.claimed_until < now)
-                        .values(claim_token=token, claimed_until=now + lease)
-                    )
-                    rows = session.execute(
-                        select(outbox.c.message_id, outbox.c.body, outbox.c.event_name, outbox.c.attempts)
-                        .where(outbox.c.claim_token == token)
-                        .order_by(outbox.c.id)
-                    ).all()
+                if session.get_bind().dialect.name == "postgresql":
+                    # One statement: rows another claimer holds locked are skipped rather than waited for (and then
+                    # found taken), so concurrent claimers take the next rows instead of coming back empty.
+                    locked = candidates.with_for_update(skip_locked=True).scalar_subquery()
+                    with session.begin():
+                        returned = session.execute(
+                            claimed.where(outbox.c.id.in_(locked)).returning(outbox.c.id, *columns)
+                        ).all()
+                    ordered = sorted(returned, key=lambda row: row[0])  # RETURNING has no order
+                    return ClaimedBatch.from_rows(token, [row[1:] for row in ordered])
+                # Elsewhere (SQLite) candidates are read in a transaction of their own: on SQLite a transaction that
+                # has read cannot wait for the write lock, one that starts by writing can. The UPDATE repeats the
+                # condition, so rows another claimer took meanwhile are skipped; when it took them all, read the
+                # candidates again (each retry means another claimer got rows, so this ends).
+                while True:
+                    with session.begin():
+                        candidate_ids = list(session.scalars(candidates))
+                    if not candidate_ids:
+                        return ClaimedBatch(token=token)
+                    with session.begin():
+                        session.execute(claimed.where(outbox.c.id.in_(candidate_ids), outbox.c.claimed_until < now))
+                        rows = session.execute(
+                            select(*columns).where(outbox.c.claim_token == token).order_by(outbox.c.id)
+                        ).all()
+                    if rows:
+                        return ClaimedBatch.from_rows(token, rows)
         except SQLAlchemyError as exc:
             raise OutboxError(f"outbox claim failed: {type(exc).__name__}") from exc
-        return ClaimedBatch.from_rows(token, rows)
 
     def mark_sent(self, token: str, ids: Sequence[str]) -> None:
         """Delete rows ``ids`` still claimed under ``token``."""

@@ -275,6 +275,44 @@ class OutboxStoreContract(Contract):
         assert len(everything) == len(set(everything)), "a row was claimed twice"
         assert set(everything) == ids
 
+    def test_concurrent_claimers_get_rows_while_rows_are_claimable(self) -> None:
+        # OutboxRelay.drain stops at a pass that sent nothing: a claim must not come back empty because another
+        # claimer was taking (other) rows at the same moment. Four claimers take batches of 10 in lock-step rounds;
+        # while a round starts with at least 4 x 10 unclaimed rows, every claim of it must get rows.
+        claimers, limit, total = 4, 10, 120
+        ids = set(self.store.add([item_envelope(n) for n in range(total)]))
+        rounds = total // (claimers * limit) + 1  # the last round finds nothing left
+        got: list[list[list[str]]] = [[[] for _ in range(claimers)] for _ in range(rounds)]
+        errors: list[BaseException] = []
+        start = threading.Barrier(claimers)
+
+        def claimer(k: int) -> None:
+            try:
+                for round_ in got:
+                    start.wait(timeout=30)
+                    round_[k] = [item.id for item in self.store.claim(limit, 60).items]
+            except BaseException as exc:
+                errors.append(exc)
+                start.abort()
+            finally:
+                self.thread_done()
+
+        threads = [threading.Thread(target=claimer, args=(k,)) for k in range(claimers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert errors == []
+        unclaimed, empty = total, []
+        for n, round_ in enumerate(got):
+            if unclaimed >= claimers * limit:
+                empty += [(n, k) for k, claimed in enumerate(round_) if not claimed]
+            unclaimed -= sum(len(claimed) for claimed in round_)
+        assert empty == [], f"(round, claimer) of claims that came back empty while rows were claimable: {empty}"
+        everything = [outbox_id for round_ in got for claimed in round_ for outbox_id in claimed]
+        assert len(everything) == len(set(everything)), "a row was claimed twice"
+        assert set(everything) == ids
+
     def test_claim_inside_an_open_caller_transaction_raises(self) -> None:
         with self.caller_transaction(), pytest.raises(OutboxError):
             self.store.claim(10, 60)
