@@ -106,6 +106,11 @@ def _outbox_relay(
     )
 
 
+def _outbox_publisher(store: Any, relay: OutboxRelay, settings: EventBusSettings) -> OutboxPublisher:
+    # without the fast path the committing process only writes rows: the relay loop sends them in batches
+    return OutboxPublisher(store, relay=relay if settings.outbox_fast_path else None)
+
+
 def _redis_dedup(settings: EventBusSettings) -> Any:
     from eventbus.adapters.redis import redis_deduplication_store
 
@@ -236,7 +241,7 @@ class Container(containers.DeclarativeContainer):
     publisher = providers.Selector(
         providers.Callable(lambda s: "direct" if s.outbox == "off" else "outbox", settings),
         direct=transport_publisher,
-        outbox=providers.Singleton(OutboxPublisher, store=outbox_store, relay=outbox_relay),
+        outbox=providers.Singleton(_outbox_publisher, outbox_store, outbox_relay, settings),
     )
 
     #: Resolves ``publisher`` on each publish, so an override (``container.publisher.override(...)``) reaches an

@@ -178,6 +178,10 @@ class EventBusSettings(BaseSettings):
     outbox: Literal["off", "django", "sqlalchemy", "memory"] = "off"
     #: Pause between relay passes while idle, seconds (retries back off up to 10 s while the transport fails).
     outbox_relay_interval: float = 1.0
+    #: Send a transaction's outbox rows from the committing process right after the commit (lowest latency: one claim,
+    #: one publish and one delete per transaction). Off: only the relay loop sends them, ``outbox_batch_size`` at a
+    #: time (fewer SNS calls and transactions per event; latency up to ``outbox_relay_interval``).
+    outbox_fast_path: bool = True
     #: Outbox rows one relay pass claims and sends together.
     outbox_batch_size: int = Field(default=10, ge=1)
     #: How long a relay's claim on outbox rows holds, seconds (rows of a relay that died are sent again after it).

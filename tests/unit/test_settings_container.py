@@ -120,6 +120,29 @@ def test_outbox_setting_puts_the_outbox_publisher_in_front_of_the_transport() ->
     assert off.publisher() is off.transport_publisher()
 
 
+def test_without_the_outbox_fast_path_committed_rows_wait_for_the_relay_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    from eventbus.core.outbox import OutboxPublisher
+    from eventbus.core.payload import EventPayload
+
+    class ItemStoredPayload(EventPayload):
+        n: int
+
+    monkeypatch.setenv("EVENTBUS_OUTBOX_FAST_PATH", "false")
+    container = build_container(EventBusSettings(publisher="memory", outbox="memory"))
+    publisher = container.publisher()
+    assert isinstance(publisher, OutboxPublisher)
+    assert publisher.relay is None
+    transport = container.transport_publisher()
+    assert isinstance(transport, InMemoryPublisher)
+    container.event_publisher().publish_batch([ItemStoredPayload(n=n) for n in range(12)])
+    assert transport.published == []  # stored, not sent: the relay loop sends them
+    assert publisher.store.pending() == 12
+    assert container.outbox_relay().drain().sent == 12  # in passes of outbox_batch_size
+    assert len(transport.published) == 12
+    fast = build_container(EventBusSettings(publisher="memory", outbox="memory", outbox_fast_path=True))
+    assert fast.publisher().relay is fast.outbox_relay()
+
+
 def test_sns_endpoint_defaults_to_the_sqs_one_and_can_differ() -> None:
     assert EventBusSettings(endpoint_url="http://a:1").sns_endpoint() == "http://a:1"
     both = EventBusSettings(endpoint_url="http://a:1", sns_endpoint_url="http://b:2")
