@@ -2,8 +2,8 @@
 
 Settings come from ``EVENTBUS_*`` (``EVENTBUS_OUTBOX=django`` turns the outbox and its relay thread on) and the
 counters from ``BENCH_*`` (:mod:`bench.callback_project.counting`). ``BENCH_DB_REUSE_MAX=0`` puts back Celery's
-default of a new database connection per task. ``BENCH_OUTBOX_FAST_PATH=off`` (with ``EVENTBUS_OUTBOX``) leaves
-every event to the relay thread.
+default of a new database connection per task.
+(``EVENTBUS_OUTBOX_FAST_PATH=false`` leaves every event to the relay thread.)
 """
 
 from __future__ import annotations
@@ -26,16 +26,5 @@ configure(app)
 # pays a new PostgreSQL connection (measured: ~39 tasks/s for every scenario at N=200), which hides the other costs.
 app.conf.CELERY_DB_REUSE_MAX = int(os.environ.get("BENCH_DB_REUSE_MAX", "1000000"))
 counting.install()
-
-if os.environ.get("BENCH_OUTBOX_FAST_PATH") == "off":
-    # Experiment, not a scenario of the issue: the outbox without its fast path (tasks only write their rows; the
-    # relay thread of the worker's main process sends them, up to EVENTBUS_OUTBOX_BATCH_SIZE per PublishBatch).
-    from dependency_injector import providers
-
-    from eventbus.container import get_container
-    from eventbus.core.outbox import OutboxPublisher
-
-    _container = get_container()
-    _container.publisher.override(providers.Singleton(OutboxPublisher, store=_container.outbox_store, relay=None))
 
 import bench.callback_project.tasks  # noqa: E402,F401
