@@ -5,9 +5,7 @@ round trip, ``HINCRBY SOAK_IDS <payload.i> 1`` (how often each event was handled
 counted exactly at the end) and ``INCR SOAK_TOTAL`` (the progress the benchmark polls).
 
 ``SOAK_GC=<path>``: at shutdown the main process writes there how many objects its cyclic garbage collector freed
-(objects in reference cycles, which reference counting never frees). ``SOAK_BREAK_CYCLE=1`` is an experiment, not
-eventbus's behaviour: kombu's ``Message.ack`` also drops the message's ``reject_log_error`` (eventbus's
-``Rejection``, which refers back to the message), to measure what that cycle costs.
+(objects in reference cycles, which reference counting never frees).
 
 ``SOAK_TRACEMALLOC=<path>`` examines the worker's main process with :mod:`tracemalloc`: the first ``SIGUSR2``
 starts tracing (6 frames per allocation) and takes the reference snapshot; each later one writes to ``<path>`` the 10
@@ -59,18 +57,6 @@ def _write_gc_stats(**_: Any) -> None:
 
 if os.environ.get("SOAK_GC"):
     worker_shutdown.connect(_write_gc_stats, weak=False)
-
-if os.environ.get("SOAK_BREAK_CYCLE"):
-    # experiment, not eventbus's behaviour: drop the message -> Rejection -> message cycle once the message is acked
-    from kombu.message import Message
-
-    _ack = Message.ack
-
-    def _ack_and_break_cycle(self: Message, multiple: bool = False) -> None:
-        _ack(self, multiple)  # type: ignore[no-untyped-call]
-        self.__dict__.pop("reject_log_error", None)
-
-    Message.ack = _ack_and_break_cycle  # type: ignore[method-assign]
 
 _TRACE_PATH = os.environ.get("SOAK_TRACEMALLOC", "")
 _reference: list[tracemalloc.Snapshot] = []
