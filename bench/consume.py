@@ -121,6 +121,9 @@ def run_worker(endpoint: str, queue: str, n: int, counter: str, extra_env: dict[
     pool = extra_env.get("BENCH_POOL", "prefork")
     cmd = [sys.executable, "-m", "celery", "-A", "bench.bench_app", "worker", "-Q", queue, "-c", "2", "-P", pool]
     cmd += ["--without-heartbeat", "--without-mingle", "--without-gossip", "-l", "warning"]
+    if os.environ.get("BENCH_WORKER_CPUS"):
+        # the worker on CPUs of its own (e.g. LocalStack pinned to the others): its cost per event sets the rate
+        cmd = ["taskset", "-c", os.environ["BENCH_WORKER_CPUS"], *cmd]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     worker = subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True)
     try:

@@ -17,10 +17,10 @@ Scenarios (``--only``), each on its own topic and queue, alternated within a rou
   the ``@subscribe`` handler records the latency.
 * experiments, the worker with one change each: ``eventbus-worker-wait20`` (``EVENTBUS_WAIT_TIME_SECONDS=20``),
   ``-prefetch1`` (``worker_prefetch_multiplier=1``), ``-threads`` (``-P threads -c 2``), ``-solo`` (``-P solo``),
-  ``-defer-receive`` (after a receive that brought messages, the next ``ReceiveMessage`` is issued by a 0.5 ms timer
-  instead of ``call_soon``, so the loop's poll hands the new jobs to the pool first: ``bench/latency_app.py``),
-  ``-fair`` (``-O fair``, which Celery 5.7 maps to the same pool strategy as its default: an A/A control of the spread
-  between runs) and ``-defer-fair``.
+  ``-receive-at-once`` (kombu's own scheduling: after a receive that brought messages the next ``ReceiveMessage`` is
+  built, signed and sent before the loop's poll hands the new jobs to the pool; eventbus's transport issues it just
+  after that poll), ``-fair`` (``-O fair``, which Celery 5.7 maps to the same pool strategy as its default: an A/A
+  control of the spread between runs).
 
 Reported per scenario and rate: events, the publish rate achieved, p50, p95, p99 and max latency (ms), and the
 eventbus/raw ratios of p50 and p99 (and the p50 difference in ms) against the raw loop of the same run; the issue's
@@ -283,9 +283,8 @@ EXPERIMENTS: dict[str, tuple[dict[str, str], list[str]]] = {
     "eventbus-worker-prefetch1": ({"LATENCY_PREFETCH": "1"}, []),
     "eventbus-worker-solo": ({}, ["-P", "solo"]),
     "eventbus-worker-threads": ({}, ["-c", "2", "-P", "threads"]),
-    "eventbus-worker-defer-receive": ({"LATENCY_DEFER_RECEIVE": "0.0005"}, []),
+    "eventbus-worker-receive-at-once": ({"LATENCY_RECEIVE_AT_ONCE": "1"}, []),
     "eventbus-worker-fair": ({}, ["-c", "2", "-P", "prefork", "-O", "fair"]),
-    "eventbus-worker-defer-fair": ({"LATENCY_DEFER_RECEIVE": "0.0005"}, ["-c", "2", "-P", "prefork", "-O", "fair"]),
 }
 SCENARIOS = [RAW, WORKER, *EXPERIMENTS]
 

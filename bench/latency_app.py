@@ -9,8 +9,8 @@ strategy took each message (``task_received``, just before the hand-off to the p
 at shutdown (kept in memory until then: no I/O on the path it measures); the pool processes note in the handler's
 record when they took the job from the pipe (the pool's entry point, wrapped) and Celery's ``task_prerun`` (before
 eventbus's runner). ``LATENCY_PREFETCH`` sets
-``worker_prefetch_multiplier`` and ``LATENCY_DEFER_RECEIVE`` defers the next receive (experiments; unset:
-``configure()``'s defaults).
+``worker_prefetch_multiplier`` and ``LATENCY_RECEIVE_AT_ONCE=1`` puts back kombu's scheduling of the next receive
+(experiments; unset: ``configure()``'s defaults).
 """
 
 from __future__ import annotations
@@ -135,23 +135,19 @@ if os.environ.get("LATENCY_TRACE"):
     _trace()
 
 
-def _defer_receive(delay: float) -> None:
-    """The experiment ``LATENCY_DEFER_RECEIVE``: after a receive that brought messages, issue the next one ``delay``
-    seconds later (a timer) instead of on the next loop iteration (``call_soon``): the loop then polls first, and its
-    poll hands the new jobs to the pool processes before the next ReceiveMessage is built, signed and sent."""
+def _receive_at_once() -> None:
+    """The experiment ``LATENCY_RECEIVE_AT_ONCE``: kombu's own scheduling, where the receive after one that brought
+    messages is issued on the next loop iteration (``call_soon``), before the poll that hands those messages to the
+    pool processes (eventbus's transport issues it just after that poll: ``RECEIVE_AFTER_HANDOFF``)."""
+    from kombu.transport.SQS import Channel as KombuChannel
+
     from eventbus.celery.transport.channel import Channel
 
-    def _loop1(self: Any, queue: str, messages_fetched: Any = None) -> None:
-        if messages_fetched:
-            self.hub.call_later(delay, self._schedule_queue, queue)
-            return
-        super(Channel, self)._loop1(queue, messages_fetched)
-
-    Channel._loop1 = _loop1  # type: ignore[method-assign]
+    Channel._loop1 = KombuChannel._loop1  # type: ignore[method-assign]
 
 
-if os.environ.get("LATENCY_DEFER_RECEIVE"):
-    _defer_receive(float(os.environ["LATENCY_DEFER_RECEIVE"]))
+if os.environ.get("LATENCY_RECEIVE_AT_ONCE"):
+    _receive_at_once()
 
 
 @subscribe(event="latencyEvent")

@@ -62,6 +62,12 @@ def test_kombu_sqs_channel_hooks_the_transport_overrides() -> None:
     assert "self._dirty" in qos_source
 
 
+def test_kombu_schedules_the_next_receive_where_the_transport_defers_it() -> None:
+    # receiving.py overrides _loop1 (the next receive after a non-empty one waits for the pool hand-off)
+    assert list(inspect.signature(SQS.Channel._loop1).parameters) == ["self", "queue", "messages_fetched"]
+    assert "call_soon(self._schedule_queue" in inspect.getsource(SQS.Channel._loop1)
+
+
 def test_task_messages_are_sent_through_a_replaceable_sender() -> None:
     assert "send_task_message" in vars(AMQP)
     assert hasattr(vars(AMQP)["send_task_message"], "__set__"), "an instance may replace it (install_signing)"
