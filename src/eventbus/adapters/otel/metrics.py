@@ -222,9 +222,7 @@ class OtelMetrics(MetricHooks):
 
     def _recording(self) -> _Instruments | None:
         """The instruments, or None while measurements would go nowhere (no SDK meter provider set yet)."""
-        if not _sdk_set(self.meter_provider or metrics.get_meter_provider()):
-            return None
-        return self._instruments()
+        return self._instruments() if self.recording else None
 
     def _instruments(self) -> _Instruments:
         instruments = self._own

@@ -207,8 +207,11 @@ class OtelTracing(TraceHooks):
         links: list[Link],
         parent: otel_context.Context | None = None,
     ) -> Iterator[None]:
-        """A span current for the block, ended after it, an exception recorded as :func:`record_error` does."""
-        with self.tracer.start_as_current_span(
+        """A span current for the block, ended after it, an exception recorded as :func:`record_error` does.
+
+        Started and made current by hand rather than through the SDK's ``start_as_current_span`` (two more context
+        managers): every handled event's process span comes through here."""
+        span = self.tracer.start_span(
             name,
             context=parent,
             kind=kind,
@@ -216,12 +219,16 @@ class OtelTracing(TraceHooks):
             links=links,
             record_exception=False,
             set_status_on_exception=False,
-        ) as span:
-            try:
-                yield
-            except BaseException as exc:
-                record_error(span, exc)
-                raise
+        )
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            yield
+        except BaseException as exc:
+            record_error(span, exc)
+            raise
+        finally:
+            otel_context.detach(token)
+            span.end()
 
     def processing(
         self,
@@ -247,8 +254,7 @@ class OtelTracing(TraceHooks):
     def _processing(
         self, event_name: str, destination: str, message_id: str, traceparent: str, tracestate: str
     ) -> Iterator[None]:
-        # on every handled event: one generator, the span started and made current by hand (not through the SDK's
-        # context managers), the producer's context parsed once per event (_remote)
+        # the producer's context is parsed once per event (_remote: the task's start read it already)
         producer = _remote(traceparent, tracestate)
         current = trace.get_current_span().get_span_context()
         parent: otel_context.Context | None
@@ -272,24 +278,8 @@ class OtelTracing(TraceHooks):
         if message_id:
             attributes["messaging.message.id"] = message_id
         name = f"process {destination}" if destination else "process"
-        span = self.tracer.start_span(
-            name,
-            context=parent,
-            kind=SpanKind.CONSUMER,
-            attributes=attributes,
-            links=links,
-            record_exception=False,
-            set_status_on_exception=False,
-        )
-        token = otel_context.attach(trace.set_span_in_context(span))
-        try:
+        with self._current_span(name, SpanKind.CONSUMER, attributes, links, parent):
             yield
-        except BaseException as exc:
-            record_error(span, exc)
-            raise
-        finally:
-            otel_context.detach(token)
-            span.end()
 
     def continuing(self, *, traceparent: str, tracestate: str) -> AbstractContextManager[None]:
         """Make the task message's trace context current, unless a span of that trace is current already."""
