@@ -104,7 +104,15 @@ def test_a_worker_exports_each_events_fate_durations_lag_and_delete_batches(
         points = exported(metrics_file)
         counts = consumed(points)
         done = all(counts.get(key, 0) >= n for key, n in expected.items())
-        return points if done and counts.get(("metricsFail", "failed", ""), 0) >= 1 else None
+        # an event is counted on its acknowledgement; its delete goes out in a later DeleteMessageBatch, so an export
+        # can hold every count and not yet the last delete batch: wait for both
+        deleted = sum(
+            p["sum"]
+            for p in points.get("eventbus.batch.size", [])
+            if p["attributes"]["messaging.operation.name"] == "delete"
+        )
+        failed = counts.get(("metricsFail", "failed", ""), 0)
+        return points if done and failed >= 1 and deleted >= 7 else None
 
     points = wait_until(settled, timeout=40)
     counts = consumed(points)
