@@ -6,6 +6,9 @@ LocalStack in host mode (``../shared/tools/localstack-host start 4567``) is the 
 queue on every call, so on moto this measures moto. Each scenario pre-fills a fresh queue with N messages, then
 times the drain from the first handled message to the last (prefork, concurrency 2), counts SQS requests made by the
 worker's main process, and the worker's CPU seconds. Prints a table and writes JSON under ``bench/results/``.
+
+The claim-checked scenarios (``--only eventbus-events-claim-checked,eventbus-events-100k,...``) store each event in
+S3 and send its pointer: S3 is ``BENCH_S3_ENDPOINT``, else the endpoint's when it serves S3, else an embedded moto.
 """
 
 from __future__ import annotations
@@ -61,14 +64,68 @@ def clients(endpoint: str) -> tuple[Any, Any]:
     return boto3.client("sqs", **kwargs), boto3.client("sns", **kwargs)
 
 
-def envelope(i: int) -> str:
+def envelope(i: int, pad: int = 0) -> str:
     metadata = {"eventName": "benchEvent", "publisherName": "bench", "entityId": str(i), "publishDate": "2026-01-01"}
-    return json.dumps({"metadata": metadata, "payload": {"i": i}})
+    payload: dict[str, Any] = {"i": i, "pad": "x" * pad} if pad else {"i": i}
+    return json.dumps({"metadata": metadata, "payload": payload})
 
 
-def fill_events(sqs: Any, url: str, n: int) -> None:
+def fill_events(sqs: Any, url: str, n: int, pad: int = 0) -> None:
+    per_call = 10 if pad < 20_000 else 1  # SendMessageBatch carries 256 KiB at most
+    for start in range(0, n, per_call):
+        entries = [{"Id": str(i), "MessageBody": envelope(i, pad)} for i in range(start, min(start + per_call, n))]
+        sqs.send_message_batch(QueueUrl=url, Entries=entries)
+
+
+_S3: dict[str, Any] = {}
+
+
+def s3_store(endpoint: str) -> tuple[Any, str, str]:
+    """An S3 client, a bucket and the S3 endpoint for claim-checked scenarios: ``BENCH_S3_ENDPOINT``, else the SNS/SQS
+    endpoint when it serves S3, else an embedded moto server of its own (started once, for the whole run)."""
+    if not _S3:
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        def client(url: str) -> Any:
+            config = Config(s3={"addressing_style": "path"}, retries={"total_max_attempts": 1})
+            return boto3.client(
+                "s3",
+                endpoint_url=url,
+                region_name=REGION,
+                aws_access_key_id="test",
+                aws_secret_access_key="test",
+                config=config,
+            )
+
+        url = os.environ.get("BENCH_S3_ENDPOINT", endpoint)
+        try:
+            client(url).list_buckets()
+        except (BotoCoreError, ClientError):
+            from eventbus.emulator import EmulatorServer
+
+            server = EmulatorServer(port=0, region=REGION)
+            server.start()
+            _S3["server"] = server
+            url = server.endpoint_url
+        bucket = f"bench-{uuid.uuid4().hex[:10]}"
+        s3 = client(url)
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+        _S3.update(client=s3, bucket=bucket, url=url)
+    return _S3["client"], _S3["bucket"], _S3["url"]
+
+
+def fill_claimed(sqs: Any, url: str, n: int, pad: int, endpoint: str) -> None:
+    """N events stored in S3, each sent as the extended clients' pointer (what a claim-checking publisher sends)."""
+    from eventbus.core.claim_check import Pointer
+
+    s3, bucket, _ = s3_store(endpoint)
     for start in range(0, n, 10):
-        entries = [{"Id": str(i), "MessageBody": envelope(i)} for i in range(start, min(start + 10, n))]
+        entries = []
+        for i in range(start, min(start + 10, n)):
+            key = uuid.uuid4().hex
+            s3.put_object(Bucket=bucket, Key=key, Body=envelope(i, pad).encode())
+            entries.append({"Id": str(i), "MessageBody": Pointer(bucket, key).to_json()})
         sqs.send_message_batch(QueueUrl=url, Entries=entries)
 
 
@@ -113,7 +170,7 @@ def run_worker(endpoint: str, queue: str, n: int, counter: str, extra_env: dict[
         EVENTBUS_REGION=REGION,
         BENCH_COUNTER=counter,
         BENCH_CALLS=str(calls_file),
-        PYTHONPATH=str(ROOT),
+        PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]),  # this tree's eventbus, even from a copy
         # bare queues on purpose (no topic, no dead-letter queue): the start-up checks warn instead of refusing
         EVENTBUS_STARTUP_CHECKS="warn",
         **extra_env,
@@ -201,6 +258,16 @@ def scenarios(endpoint: str, n: int, worker_endpoint: str) -> dict[str, Callable
     def tasks(extra: dict[str, str]) -> Callable[[], Result]:
         return worker_run(lambda name, url: fill_tasks(endpoint, name, n), extra)
 
+    def claimed(pad: int) -> Callable[[], Result]:
+        s3_url = lambda: s3_store(endpoint)[2]  # noqa: E731
+        run = worker_run(lambda name, url: fill_claimed(sqs, url, n, pad, endpoint), {})
+
+        def with_s3() -> Result:
+            os.environ["EVENTBUS_S3_ENDPOINT_URL"] = s3_url()  # the worker inherits it
+            return run()
+
+        return with_s3
+
     def raw() -> Result:
         _, url = fresh_queue()
         fill_events(sqs, url, n)
@@ -223,6 +290,10 @@ def scenarios(endpoint: str, n: int, worker_endpoint: str) -> dict[str, Callable
         "eventbus-events-otel-sdk-bare": events({"BENCH_OTEL": "bare"}),
         "eventbus-events-otel-sdk-noop": events({"BENCH_OTEL": "noop"}),
         "eventbus-events-otel-sdk-memory": events({"BENCH_OTEL": "memory"}),
+        # claim-check (issue 15): the same small events as pointers to S3 objects; 100 KiB events inline and claimed
+        "eventbus-events-claim-checked": claimed(0),
+        "eventbus-events-100k": worker_run(lambda name, url: fill_events(sqs, url, n, 100 * 1024), {}),
+        "eventbus-events-100k-claim-checked": claimed(100 * 1024),
     }
 
 

@@ -75,6 +75,40 @@ def sns_sqs_endpoint() -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def s3_endpoint(sns_sqs_endpoint: str) -> Iterator[str]:
+    """The S3 endpoint URL (claim-checked events): the SNS/SQS endpoint when it serves S3 (the embedded emulator
+    does), else an embedded emulator of its own (a LocalStack started with SNS and SQS only)."""
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    probe = boto3.client("s3", config=Config(retries={"total_max_attempts": 1}), **aws_kwargs(sns_sqs_endpoint))
+    try:
+        probe.list_buckets()
+    except (BotoCoreError, ClientError):
+        pass
+    else:
+        yield sns_sqs_endpoint
+        return
+    from eventbus.emulator import EmulatorServer
+
+    server = EmulatorServer(port=0, region=REGION)
+    server.start()
+    try:
+        yield server.endpoint_url
+    finally:
+        server.stop()
+
+
+def s3_client(endpoint: str) -> Any:
+    """A boto3 S3 client on ``endpoint`` (path-style addresses: an emulator has no per-bucket host names)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("s3", config=Config(s3={"addressing_style": "path"}), **aws_kwargs(endpoint))
+
+
 def aws_kwargs(endpoint: str) -> dict[str, Any]:
     """boto3 client arguments for the test endpoint."""
     return {

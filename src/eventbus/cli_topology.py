@@ -1,5 +1,6 @@
 """``eventbus topology plan|apply|check -A app``: the app's topology (its topic, queue, dead-letter queue,
-subscription with the filter policy from its ``@subscribe`` handlers, queue policy, tags) against what is deployed.
+subscription with the filter policy from its ``@subscribe`` handlers, queue policy, tags, and with
+``EVENTBUS_LARGE_PAYLOAD_BUCKET`` the claim-check bucket and its expiry rule) against what is deployed.
 
 ``plan`` prints the changes that would make the deployment match the code, ``apply`` makes them, ``check`` prints
 each difference and exits 1 when there is any (a deploy gate). Nothing is deleted unless ``--prune`` is given.
@@ -18,7 +19,7 @@ from typing import Any, Final, TextIO
 
 from pydantic import ValidationError
 
-from eventbus.core.topology import Change, Drift, Topology
+from eventbus.core.topology import Change, Drift, FilterScope, Topology
 from eventbus.core.topology_plan import drift, plan
 from eventbus.errors import EventBusError
 from eventbus.ports import TopologyStore
@@ -116,9 +117,10 @@ def _prepare(
         settings = get_container().settings()
     topology = topology_for(app, settings)
     if store is None:
-        from eventbus.adapters.aws import AwsTopologyStore, sns_client, sqs_client
+        from eventbus.adapters.aws import AwsTopologyStore, s3_client, sns_client, sqs_client
 
-        store = AwsTopologyStore(sns_client(settings), sqs_client(settings))
+        s3 = s3_client(settings) if topology.payload_bucket is not None else None
+        store = AwsTopologyStore(sns_client(settings), sqs_client(settings), s3)
     return topology, store
 
 
@@ -172,7 +174,9 @@ def _report_drift(topology: Topology, found: Sequence[Drift], args: argparse.Nam
 def _summary(topology: Topology) -> str:
     """One line naming what the topology is about, so a log shows which queue a plan or check was for."""
     topics = ", ".join(topology.publishes_to) or "none"
-    return f"queue {topology.queue.name}; publishes to {topics}; subscribes to {_subscriptions_text(topology)}"
+    bucket = topology.payload_bucket
+    large = f"; large events through bucket {bucket.name}" if bucket else ""
+    return f"queue {topology.queue.name}; publishes to {topics}; subscribes to {_subscriptions_text(topology)}{large}"
 
 
 def _subscriptions_text(topology: Topology) -> str:
@@ -182,6 +186,8 @@ def _subscriptions_text(topology: Topology) -> str:
     for subscription in topology.subscriptions:
         names = subscription.event_names
         events = "every event" if names is None else f"{len(names)} event name{'s' if len(names) != 1 else ''}"
+        if names is not None and subscription.filter_scope is FilterScope.ATTRIBUTES:
+            events += " by attribute"
         parts.append(f"{subscription.topic} ({events})")
     return ", ".join(parts)
 
@@ -197,6 +203,7 @@ def _topology_json(topology: Topology) -> dict[str, Any]:
         "publishes_to": list(topology.publishes_to),
         "queue": _plain(topology.queue),
         "subscriptions": [_plain(subscription) for subscription in topology.subscriptions],
+        "payload_bucket": _plain(topology.payload_bucket) if topology.payload_bucket else None,
     }
 
 

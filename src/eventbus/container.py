@@ -67,7 +67,14 @@ def _sqlalchemy_repository(sessions: Any) -> Any:
     return SqlAlchemyEntityRepository(sessions)
 
 
-def _sns_publisher(settings: EventBusSettings, telemetry: Telemetry) -> Any:
+def _payload_store(settings: EventBusSettings) -> Any:
+    from eventbus.adapters.aws import S3PayloadStore, s3_client
+
+    # reads pointers to any bucket; stores (the publisher, with a bucket set) into large_payload_bucket
+    return S3PayloadStore(s3_client(settings), settings.large_payload_bucket or "")
+
+
+def _sns_publisher(settings: EventBusSettings, telemetry: Telemetry, payload_store: Any) -> Any:
     from eventbus.adapters.aws import SnsPublisher, sns_client
 
     return SnsPublisher(
@@ -76,19 +83,25 @@ def _sns_publisher(settings: EventBusSettings, telemetry: Telemetry) -> Any:
         topic_name=settings.topic,
         max_message_bytes=settings.max_message_bytes,
         telemetry=telemetry,
+        payload_store=payload_store() if settings.large_payload_bucket else None,
+        claim_check_threshold=settings.large_payload_threshold,
+        claim_check_max_bytes=settings.large_payload_max_bytes,
     )
 
 
 def _sns_longest_publish(settings: EventBusSettings) -> float:
     from eventbus.adapters.aws import longest_publish_batch
+    from eventbus.adapters.aws.clients import longest_s3_call
 
-    return longest_publish_batch(
+    sns = longest_publish_batch(
         settings.outbox_batch_size,
         connect_timeout=settings.sns_connect_timeout,
         read_timeout=settings.sns_read_timeout,
         attempts=settings.sns_max_attempts,
         topic_lookup=settings.topic_arn is None,
     )
+    # with the claim-check, each event of a pass may also be stored in S3 first
+    return sns + (settings.outbox_batch_size * longest_s3_call() if settings.large_payload_bucket else 0.0)
 
 
 def _outbox_relay(
@@ -181,6 +194,8 @@ class Container(containers.DeclarativeContainer):
     settings = providers.Singleton(EventBusSettings.load)
     #: Spans and metrics (:mod:`eventbus.core.telemetry`): OpenTelemetry's if installed, unless EVENTBUS_TELEMETRY=off.
     telemetry = providers.Singleton(_telemetry, settings)
+    #: Claim-checked bodies (S3): the consumer fetches and deletes through it, the SNS publisher stores into it.
+    payload_store = providers.Singleton(_payload_store, settings)
 
     sqlalchemy_engine = providers.Resource(_sqlalchemy_engine, settings)
     sqlalchemy_sessions = providers.Singleton(_sqlalchemy_sessions, sqlalchemy_engine)
@@ -188,7 +203,7 @@ class Container(containers.DeclarativeContainer):
     #: The transport events finally leave through (the outbox relay sends through it too).
     transport_publisher = providers.Selector(
         providers.Callable(lambda s: s.publisher, settings),
-        sns=providers.Singleton(_sns_publisher, settings, telemetry),
+        sns=providers.Singleton(_sns_publisher, settings, telemetry, payload_store.provider),
         memory=providers.Singleton(InMemoryPublisher),
     )
 

@@ -13,6 +13,7 @@ from typing import ClassVar
 
 __all__ = [
     "CallbackPayloadError",
+    "ClaimCheckError",
     "ConfigurationError",
     "DeduplicationError",
     "DuplicateInProgress",
@@ -68,6 +69,24 @@ class EnvelopeError(EventBusError):
         super().__init__(f"{reason.value}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+class ClaimCheckError(EventBusError):
+    """A claim-checked event's stored body could not be stored or fetched.
+
+    ``permanent`` says whether trying again can help: a missing object, a bucket the service may not read, a body over
+    the limit are permanent (the consumer dead-letters the message with ``reason`` as its reason's kind); an
+    unreachable or failing store is not (the message is left for SQS to deliver again). The text names the object's
+    bucket and key and the failure, never the body.
+    """
+
+    code: ClassVar[str] = "ClaimCheckError"
+
+    def __init__(self, reason: str, detail: str, *, permanent: bool) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+        self.permanent = permanent
 
 
 class SubscriptionError(EventBusError):

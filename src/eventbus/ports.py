@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar, Final
 
+from eventbus.core.claim_check import Pointer
 from eventbus.core.envelope import Envelope
 from eventbus.core.topology import Change, Deployed, Topology
 
@@ -27,6 +28,7 @@ __all__ = [
     "EntityRepository",
     "OutboxItem",
     "OutboxStore",
+    "PayloadStore",
     "Publisher",
     "TopologyStore",
 ]
@@ -273,6 +275,43 @@ class DeliverySettlement(ABC):
     @abstractmethod
     def flush(self) -> None:
         """Send every buffered delete and visibility change now, synchronously."""
+
+
+class PayloadStore(ABC):
+    """Keeps the bodies of claim-checked events (:mod:`eventbus.core.claim_check`): events too large for a message.
+
+    Calls may block (network); the consumer calls ``get`` on its event-loop thread for the rare large event, and
+    ``delete`` from a background thread after the message was deleted.
+    """
+
+    #: Where ``put`` stores bodies (an S3 bucket's name); ``get`` and ``delete`` take any pointer's.
+    bucket: str
+
+    @abstractmethod
+    def put(self, body: bytes) -> Pointer:
+        """Store ``body`` under a new unique key; return its pointer.
+
+        Raises:
+            ClaimCheckError: not stored (``permanent`` False: the store is unreachable or failing).
+        """
+
+    @abstractmethod
+    def get(self, pointer: Pointer, max_bytes: int) -> bytes:
+        """The body stored at ``pointer``.
+
+        Raises:
+            ClaimCheckError: ``permanent`` with reason ``claim-check-missing`` (no such object or bucket),
+                ``claim-check-denied`` (not allowed to read it) or ``oversized`` (over ``max_bytes``: not read);
+                not ``permanent`` when the store is unreachable or failing.
+        """
+
+    @abstractmethod
+    def delete(self, pointers: Sequence[Pointer]) -> None:
+        """Delete these bodies; a missing one is no error.
+
+        Raises:
+            ClaimCheckError: some were not deleted (they stay until the bucket's lifecycle rule expires them).
+        """
 
 
 class TopologyStore(ABC):

@@ -19,6 +19,7 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from eventbus.core.claim_check import DEFAULT_MAX_STORED_BYTES
 from eventbus.core.envelope import MAX_MESSAGE_BYTES
 from eventbus.core.naming import default_queue_name
 from eventbus.errors import ConfigurationError
@@ -90,6 +91,8 @@ class EventBusSettings(BaseSettings):
     endpoint_url: str | None = None
     #: SNS endpoint when it differs from ``endpoint_url`` (a VPC endpoint, a proxy); defaults to ``endpoint_url``.
     sns_endpoint_url: str | None = None
+    #: S3 endpoint (claim-checked events) when it differs from ``endpoint_url``; defaults to ``endpoint_url``.
+    s3_endpoint_url: str | None = None
     region: str = "eu-west-2"
     #: How long the SNS client waits for a connection, seconds (botocore's default, 60, outlasts an outbox claim).
     sns_connect_timeout: float = Field(default=2.0, gt=0)
@@ -129,6 +132,23 @@ class EventBusSettings(BaseSettings):
     #: unread, the SNS publisher refuses larger events (``PublishError`` from an ``oversized`` ``EnvelopeError``). An
     #: SNS topic takes more than 256 KiB only with its ``MaximumMessageSize`` raised: set this to match it.
     max_message_bytes: int = MAX_MESSAGE_BYTES
+    #: Claim-check (``docs/large-events.md``): the S3 bucket large events are published through. Set, the SNS
+    #: publisher stores an event over ``large_payload_threshold`` there and publishes a pointer in the format of AWS's
+    #: extended clients; the topology creates the bucket. Unset: larger events are refused. Consumers read pointers
+    #: to any bucket they may read, set or not.
+    large_payload_bucket: str | None = None
+    #: Claim-check: an event whose SNS message (with attributes) is over this many bytes goes through S3; unset:
+    #: ``max_message_bytes``, never more.
+    large_payload_threshold: int | None = Field(default=None, gt=0)
+    #: Claim-check: the largest event body stored in S3 that is published or consumed, bytes (64 MiB).
+    large_payload_max_bytes: int = Field(default=DEFAULT_MAX_STORED_BYTES, gt=0)
+    #: Claim-check: keep each object after its event was handled (several queues read one topic's large events: each
+    #: would delete it under the others); they expire by the bucket's lifecycle rule instead. Off: the consumer
+    #: deletes the object once the message is deleted.
+    large_payload_keep: bool = False
+    #: Topology: days after which the bucket's lifecycle rule expires claim-checked bodies (kept ones, those of
+    #: dead-lettered messages, those whose delete failed); longer than the dead-letter queue's retention (14 days).
+    large_payload_expiry_days: int = Field(default=15, ge=1)
     #: Long-poll wait for SQS receives, seconds (0-20).
     wait_time_seconds: int = 1
     #: Pause after an empty receive, seconds.
@@ -211,7 +231,7 @@ class EventBusSettings(BaseSettings):
         """The configured credentials as plain strings (``None`` when unset)."""
         key = self.access_key_id.get_secret_value() if self.access_key_id else None
         secret = self.secret_access_key.get_secret_value() if self.secret_access_key else None
-        if (self.endpoint_url or self.sns_endpoint_url) and key is None:
+        if (self.endpoint_url or self.sns_endpoint_url or self.s3_endpoint_url) and key is None:
             # Emulators accept any credentials; not requiring them keeps local set-up to one variable.
             return "test", "test"
         return key, secret

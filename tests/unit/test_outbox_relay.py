@@ -443,6 +443,17 @@ def test_the_lease_of_the_containers_relay_covers_its_sns_clients_slowest_pass()
     assert relay.lease > relay.batch_size * slowest_sns_call(settings)
 
 
+def test_with_the_claim_check_the_lease_also_covers_storing_each_event_in_s3() -> None:
+    from eventbus.adapters.aws.clients import longest_s3_call
+
+    plain = EventBusSettings(publisher="sns", outbox="memory", endpoint_url="http://127.0.0.1:9")
+    claimed = plain.model_copy(update={"large_payload_bucket": "large-events"})
+    without, with_s3 = (build_container(s).outbox_relay().lease for s in (plain, claimed))
+    # each event of a pass may need a PutObject before the publish: the lease must outlast those too
+    assert with_s3 == without + plain.outbox_batch_size * longest_s3_call()
+    assert longest_s3_call() >= 2 * (2.0 + 10.0)
+
+
 # ------------------------------------------------------------------ publisher
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from kombu.message import Message
 
 from eventbus.adapters.aws.sqs import SQS_CALL_ERRORS, SqsQueues
+from eventbus.core.claim_check import CLAIM_CHECK_KEY
 from eventbus.errors import TransportError
 from eventbus.ports import DeliverySettlement
 
@@ -151,6 +152,8 @@ class SqsAcknowledger:
         stop the loop (and the visibility heartbeat with it). Until the copy is done the message stays held, and
         extended, so no other consumer receives it meanwhile; it is deleted (or left) back on the loop.
         """
+        # the copy points at the same claim-checked body (a redrive needs it): not deleted with this message
+        message.delivery_info.pop(CLAIM_CHECK_KEY, None)
         settlement = self.settlement(message.channel)
         hub = message.channel.hub
         if hub is None or settlement.draining:

@@ -13,6 +13,9 @@ Set ``app.conf.worker_consumer = "eventbus.celery.SQSConsumer"`` (or the older
 * anything else (malformed JSON, no ``metadata.eventName``, a body over the size limit, a payload
   that fails the handler's payload class): logged at WARNING and moved to the dead-letter queue.
 
+A claim-checked event (a pointer to its body in S3, as AWS's extended clients write it) is fetched off the event loop
+before anything else is decided, then judged as if it had come whole: :mod:`eventbus.celery.claims`.
+
 Log lines name the queue, the SQS message id and the reason; never ``metadata.authorization``,
 never a payload marked ``containsPersonalData``.
 
@@ -24,9 +27,9 @@ event handed to a task carries the router's telemetry to that task's request, wh
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from celery.worker import state as worker_state
@@ -36,10 +39,13 @@ from pydantic import SecretStr
 from vine import promise
 
 from eventbus.celery.acks import SqsAcknowledger, queue_name, sqs_message_id
+from eventbus.celery.claims import ClaimedMessages, ClaimFetcher
 from eventbus.celery.outcomes import NO_METRICS, Rejection, reason_kind
 from eventbus.celery.redaction import REDACTOR, install
 from eventbus.celery.subscribe import subscriptions_of
+from eventbus.celery.task_messages import as_task_message, raw_body
 from eventbus.celery.trust import check_task_message
+from eventbus.core.claim_check import find_claim
 from eventbus.core.dispatch import Decision, Fate, decide
 from eventbus.core.envelope import MAX_MESSAGE_BYTES
 from eventbus.core.metric_hooks import MetricHooks
@@ -50,63 +56,16 @@ from eventbus.ports import DeliverySettlement
 
 logger = logging.getLogger("eventbus.consumer")
 
-_EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
-_REPR_LIMIT = 1024
 
-
-def _as_task_message(message: Message, decision: Decision) -> None:
-    """Turn an event message, in place, into a Celery protocol-2 message for its subscribed task.
-
-    In place, so the delivery tag, acknowledgement and prefetch accounting stay the kombu
-    message's own.
-    """
-    assert decision.envelope is not None
-    assert decision.subscription is not None
-    envelope = decision.envelope
-    task_id = sqs_message_id(message)
-    wire = envelope.metadata.to_wire()
-    kwargs = {"payload": envelope.payload, "metadata": wire}
-    safe_kwargs = repr({"metadata": envelope.metadata.to_log(wire), "payload": envelope.payload_for_log()})
-    message.headers = {
-        "lang": "py",
-        "task": decision.subscription.handler,
-        "id": task_id,
-        "root_id": task_id,
-        "parent_id": None,
-        "group": None,
-        "shadow": None,
-        "eta": None,
-        "expires": None,
-        "retries": 0,
-        "timelimit": [None, None],
-        "argsrepr": "()",
-        "kwargsrepr": safe_kwargs[:_REPR_LIMIT],
-        "origin": f"eventbus:{envelope.metadata.publisher_name}",
-        "ignore_result": True,
-        # the same for every delivery of one event (idempotent handlers deduplicate on it)
-        "eventbus_event_id": decision.event_id or task_id,
-    }
-    # W3C trace context as Celery task headers: OpenTelemetry's Celery instrumentation, when the user runs it, parents
-    # its task span on the event's producer instead of starting a new trace
-    if envelope.metadata.traceparent:
-        message.headers["traceparent"] = envelope.metadata.traceparent
-        if envelope.metadata.tracestate:
-            message.headers["tracestate"] = envelope.metadata.tracestate
-    decoded = [[], kwargs, dict(_EMBED)]
-    message.body = json.dumps(decoded).encode()  # what the pool process gets and decodes
-    message.content_type = "application/json"
-    message.content_encoding = "utf-8"
-    # what Celery's request reads in this process: the same structure, not decoded again from the body
-    message._decoded_cache = decoded
-
-
-class EventRouter:
+class EventRouter(ClaimedMessages):
     """Routes one raw SQS message: to Celery, to a subscribed task, to a drop, or to the DLQ.
 
     ``tasks`` (the worker's registered tasks) turns on the trust boundary for task messages that arrive on the queue
     (:mod:`eventbus.celery.trust`); ``signing_key`` is ``EVENTBUS_SIGNING_KEY``. ``withdraw`` takes back what Celery
     registered for a message whose hand-off to the pool failed, and says whether a pool process has it already.
-    ``metrics`` receives the events' fates (the process's telemetry, fetched once by the consumer).
+    ``metrics`` receives the events' fates (the process's telemetry, fetched once by the consumer). ``claims``
+    fetches claim-checked bodies (``None``: a pointer is judged as the message it is, and dead-lettered);
+    ``keep_claimed`` leaves their objects in place.
     """
 
     def __init__(
@@ -120,6 +79,8 @@ class EventRouter:
         signing_key: SecretStr | None = None,
         withdraw: Callable[[Message], bool] | None = None,
         metrics: MetricHooks = NO_METRICS,
+        claims: ClaimFetcher | None = None,
+        keep_claimed: bool = False,
     ) -> None:
         self.registry = registry
         self.acknowledger = acknowledger
@@ -129,6 +90,8 @@ class EventRouter:
         self.signing_key = signing_key
         self.withdraw = withdraw
         self.metrics = metrics
+        self.claims = claims
+        self.keep_claimed = keep_claimed
 
     def route(self, message: Message, run_task_message: Callable[[Message], Any]) -> Any:
         """Handle one message received by the worker.
@@ -142,23 +105,35 @@ class EventRouter:
             if isinstance(headers, dict) and "task" in headers:
                 return self._run_task_message(message, run_task_message)
             body = raw_body(message)
-            # the payload is validated once, in the pool process that runs its handler (core/dispatch.py)
-            decision = decide(
-                body, self.registry, max_bytes=self.max_bytes, unsubscribed=self.unsubscribed, validate_payload=False
-            )
-            if decision.envelope is not None:
-                secrets = sensitive_values_of(decision.envelope)
-            else:
-                secrets = sensitive_values_in_body(body, self.max_bytes)
-            if not secrets:
-                return self._settle(message, decision, run_task_message)
-            # held while this message is dispatched or disposed of (and remembered a little longer, for the lines
-            # written just after): debug lines and error texts of this call are redacted
-            with REDACTOR.holding(secrets):
-                return self._settle(message, decision, run_task_message)
+            claim = find_claim(body) if self.claims is not None else None
+            if claim is None:
+                return self._route_body(message, body, self.max_bytes, run_task_message)
+            # fetched off the loop; routed when the body is here (the message stays held meanwhile)
+            assert self.claims is not None
+            hub = getattr(message.channel, "hub", None)
+            self.claims.fetch(claim.pointer, hub, partial(self._on_fetched, message, claim, run_task_message))
+            return None
         except Exception as exc:
             self._contain(message, exc)
             return None
+
+    def _route_body(
+        self, message: Message, body: str | bytes, max_bytes: int, run_task_message: Callable[[Message], Any]
+    ) -> Any:
+        # the payload is validated once, in the pool process that runs its handler (core/dispatch.py)
+        decision = decide(
+            body, self.registry, max_bytes=max_bytes, unsubscribed=self.unsubscribed, validate_payload=False
+        )
+        if decision.envelope is not None:
+            secrets = sensitive_values_of(decision.envelope)
+        else:
+            secrets = sensitive_values_in_body(body, max_bytes)
+        if not secrets:
+            return self._settle(message, decision, run_task_message)
+        # held while this message is dispatched or disposed of (and remembered a little longer, for the lines
+        # written just after): debug lines and error texts of this call are redacted
+        with REDACTOR.holding(secrets):
+            return self._settle(message, decision, run_task_message)
 
     def _contain(self, message: Message, exc: Exception) -> None:
         """The last line of defence: a message that failed on its way to a task is taken back and dead-lettered."""
@@ -190,7 +165,7 @@ class EventRouter:
 
     def _settle(self, message: Message, decision: Decision, run_task_message: Callable[[Message], Any]) -> Any:
         if decision.fate is Fate.DISPATCH:
-            _as_task_message(message, decision)
+            as_task_message(message, decision)
             message.reject_log_error = Rejection(self.acknowledger, message, self.metrics)  # type: ignore[method-assign]
             return run_task_message(message)
         queue = queue_name(message)
@@ -216,18 +191,6 @@ class EventRouter:
         logger.warning("eventbus: dead-lettering message %s from queue %s: %s", sqs_message_id(message), queue, reason)
         self.acknowledger.dead_letter(message, reason)
         self.metrics.event_settled(event_name=event_name, queue=queue, outcome="dead-lettered", reason=kind)
-
-
-def raw_body(message: Message) -> str | bytes:
-    """The message's body exactly as SQS delivered it (what kombu made of it only when SQS's is unknown).
-
-    An event is judged on the bytes its producer sent: a body that merely looks like one of kombu's own envelopes
-    (``{"properties": ..., "body": ...}``) is no task message and must not be unwrapped into something else.
-    """
-    body = (message.delivery_info.get("sqs_message") or {}).get("Body")
-    if isinstance(body, str):
-        return body
-    return message.body if isinstance(message.body, (str, bytes)) else b""
 
 
 class SQSConsumer(Consumer):  # type: ignore[misc]
@@ -277,6 +240,8 @@ class SQSConsumer(Consumer):  # type: ignore[misc]
             signing_key=signing_key,
             withdraw=self._withdraw,
             metrics=container.telemetry(),
+            claims=ClaimFetcher(container.payload_store, settings.large_payload_max_bytes),
+            keep_claimed=settings.large_payload_keep,
         )
 
         def on_message(message: Message) -> Any:

@@ -3,7 +3,8 @@
 
 The event names of the subscription's filter policy are the app's ``@subscribe`` tasks' (the consumer's registry
 reads the same tasks, so the queue receives exactly the events some handler takes); the queue's visibility timeout
-is checked against those tasks' hard time limits.
+is checked against those tasks' hard time limits. With ``large_payload_bucket`` set (claim-check on) the topology holds
+that bucket and the filter policy matches the ``eventName`` message attribute instead of the body.
 """
 
 from __future__ import annotations
@@ -64,10 +65,11 @@ def handler_time_limits(app: Celery, tasks: Iterable[Any] | None = None) -> list
 def topology_for(app: Celery, settings: EventBusSettings) -> Topology:
     """The topology ``app`` and ``settings`` imply: the settings' topic and queue, the filter policy from the app's
     ``@subscribe`` handlers (none when ``settings.filter_policy`` is off), the visibility timeout checked against
-    their time limits, and the service's tags.
+    their time limits, the service's tags, and the claim-check bucket with its expiry (``large_payload_bucket``,
+    ``large_payload_expiry_days``).
 
     Raises:
-        ConfigurationError: the filter policy would exceed SNS's limits.
+        ConfigurationError: the filter policy would exceed SNS's limits, or the bucket name is not a valid one.
     """
     tasks = _event_tasks(app)
     event_names = sorted({task.eventbus_event_name for task in tasks}) if settings.filter_policy else None
@@ -83,4 +85,6 @@ def topology_for(app: Celery, settings: EventBusSettings) -> Topology:
         raw_delivery=settings.raw_delivery,
         max_message_bytes=settings.max_message_bytes,
         tags={"eventbus:service": settings.service, "eventbus:environment": settings.environment},
+        payload_bucket=settings.large_payload_bucket,
+        payload_expiry_days=settings.large_payload_expiry_days,
     )

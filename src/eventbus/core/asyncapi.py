@@ -16,7 +16,8 @@ handler declared none) and the payload classes it publishes, and returns:
   ``{"metadata": ..., "payload": ...}``.
 
 On the wire an event is one JSON object, ``{"metadata": {...}, "payload": {...}}``: AsyncAPI headers here are the
-``metadata`` object, not SNS message attributes (eventbus sets none). The document's description says so.
+``metadata`` object, not SNS message attributes (the publisher sets ``eventName``, and ``ExtendedPayloadSize`` on a
+claim-checked event). The document's description says so, and the queue's says which field its filter matches.
 ``metadata.authorization`` is described as a secret, with no example or default value.
 """
 
@@ -30,7 +31,7 @@ from pydantic.json_schema import models_json_schema
 
 from eventbus.core.envelope import Metadata
 from eventbus.core.payload import EventPayload
-from eventbus.core.topology import Topology
+from eventbus.core.topology import FilterScope, Topology
 from eventbus.errors import ConfigurationError
 
 __all__ = ["ASYNCAPI_VERSION", "HEADER_DESCRIPTIONS", "asyncapi_document", "component_key"]
@@ -59,12 +60,24 @@ HEADER_DESCRIPTIONS: Final[Mapping[str, str]] = {
     ),
 }
 
+#: What a subscription's filter policy matches, by its scope (the ``eventName`` attribute: claim-check on).
+_FILTER_FIELD: Final = {
+    FilterScope.BODY: "metadata.eventName",
+    FilterScope.ATTRIBUTES: "the eventName message attribute",
+}
+
 _WIRE_FORMAT = (
     "**Wire format.** Every event is one JSON object, the SNS message body: "
     '`{"metadata": {...}, "payload": {...}}` (schema `{envelope}`). With raw delivery off, SQS delivers it as the '
     "`Message` string of an SNS notification. In this document a message's `headers` describe the envelope's "
     "`metadata` object and its `payload` the envelope's `payload` object: they are not SNS or SQS message "
-    "attributes (eventbus sets none; the subscription's filter policy matches `metadata.eventName` in the body). "
+    "attributes. The publisher sets one message attribute on every event, `eventName` (the event's name, as in "
+    "`metadata.eventName`), and on a claim-checked event `ExtendedPayloadSize` (the body's size in bytes): an event "
+    "over the claim-check threshold is stored in S3 and its message body is the pointer of AWS's extended clients, "
+    '`["software.amazon.payloadoffloading.PayloadS3Pointer", {"s3BucketName": ..., "s3Key": ...}]`. The attributes '
+    "reach SQS as message attributes with raw delivery on, in the notification's `MessageAttributes` with it off. "
+    "Each subscription's filter policy matches `metadata.eventName` in the body, or the `eventName` attribute "
+    "(see the queue's description). "
     "Unknown metadata keys are kept (for example `eventId`, which deduplication uses when present).\n\n"
     "**Secrets and personal data.** `metadata.authorization` is a secret: it is never given an example. Events "
     "whose payload class contains personal data are tagged `containsPersonalData` and carry "
@@ -275,7 +288,8 @@ def _queue_description(topology: Topology) -> str:
     parts.append(f"after {queue.max_receive_count} receives.")
     for subscription in topology.subscriptions:
         names = subscription.event_names
-        which = "every event" if names is None else f"{len(names)} event names (filter on metadata.eventName)"
+        field = _FILTER_FIELD[subscription.filter_scope]
+        which = "every event" if names is None else f"{len(names)} event names (filter on {field})"
         delivery = "raw delivery" if subscription.raw_delivery else "SNS notifications"
         parts.append(f" Subscribed to the topic `{subscription.topic}`: {which}, as {delivery}.")
     return "".join(parts)

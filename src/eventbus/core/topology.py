@@ -3,19 +3,21 @@ deployed differs from it.
 
 Pure: no vendor library, no I/O. :func:`topology_of` builds the :class:`Topology` the code implies (the topic it
 publishes to, its queue and dead-letter queue, the subscription of the queue to each topic with the filter policy
-from the ``@subscribe`` registry, the queue policy that lets those topics send to the queue); an adapter
+from the ``@subscribe`` registry, the queue policy that lets those topics send to the queue, and, with claim-check
+on, the S3 bucket large events go through with its expiry rule); an adapter
 (:class:`eventbus.ports.TopologyStore`) reads what is deployed as a :class:`Deployed` snapshot;
 :mod:`eventbus.core.topology_plan` compares the two: ``plan`` lists the :class:`Change` s that make the deployment
 match, ``drift`` the :class:`Drift` s a check reports.
 
 A :class:`Deployed` snapshot carries AWS's attribute names (``VisibilityTimeout``, ``Policy``, ``FilterPolicy``...); a
 :class:`Change` names topics and queues, never ARNs: what a plan creates has no ARN yet, so the adapter resolves them
-when it applies the change (``eventbus.core.topology_plan`` has the documents it builds then).
+when it applies the change (:mod:`eventbus.core.topology_documents` has the documents it builds then). The
+claim-check bucket's part is :mod:`eventbus.core.topology_bucket`; this module re-exports its public names and the
+documents' it always had.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -23,10 +25,22 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
+from eventbus.core.topology_bucket import EXPIRY_RULE_ID, DeployedBucket, PayloadBucketSpec, payload_bucket_of
+from eventbus.core.topology_documents import (
+    FILTER_POLICY_MAX_BYTES,
+    FILTER_POLICY_MAX_VALUES,
+    SID_PREFIX,
+    FilterScope,
+    compact_json,
+    filter_policy,
+    queue_policy,
+    topic_name_of,
+)
 from eventbus.errors import ConfigurationError
 
 __all__ = [
     "DEAD_LETTER_RETENTION",
+    "EXPIRY_RULE_ID",
     "FILTER_POLICY_MAX_BYTES",
     "FILTER_POLICY_MAX_VALUES",
     "SID_PREFIX",
@@ -35,10 +49,13 @@ __all__ = [
     "Change",
     "ChangeKind",
     "Deployed",
+    "DeployedBucket",
     "DeployedQueue",
     "DeployedSubscription",
     "Drift",
     "DriftKind",
+    "FilterScope",
+    "PayloadBucketSpec",
     "QueueSpec",
     "SubscriptionSpec",
     "Topology",
@@ -49,10 +66,6 @@ __all__ = [
     "topology_of",
 ]
 
-#: SNS: the total combination of values in one filter policy.
-FILTER_POLICY_MAX_VALUES: Final = 150
-#: SNS: the size of one filter policy document, bytes.
-FILTER_POLICY_MAX_BYTES: Final = 256 * 1024
 #: SNS's default ``MaximumMessageSize`` of a topic: larger events need the attribute raised (up to 1 MiB).
 SNS_DEFAULT_MAX_MESSAGE_BYTES: Final = 262_144
 #: Seconds a queue's visibility timeout must exceed the longest handler time limit by.
@@ -60,14 +73,11 @@ VISIBILITY_MARGIN: Final = 30
 #: The dead-letter queue keeps messages SQS's longest (14 days): SQS's own redrive keeps a message's first enqueue
 #: time, so with the default 4 days a message that failed slowly would expire soon after it arrived there.
 DEAD_LETTER_RETENTION: Final = 1_209_600
-#: Every queue-policy statement eventbus writes has the ``Sid`` ``eventbus-<topic name>``; others are the user's.
-SID_PREFIX: Final = "eventbus-"
 _SQS_MAX_VISIBILITY: Final = 43_200
 _SQS_MESSAGE_BYTES: Final = (1024, 1_048_576)
 _SQS_RECEIVE_COUNT: Final = (1, 1000)
 _QUEUE_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,80}")
 _TOPIC_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,256}")
-_SCOPE: Final = "MessageBody"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +103,10 @@ class SubscriptionSpec:
 
     topic: str
     raw_delivery: bool
-    #: Event names SNS delivers to the queue (``FilterPolicyScope=MessageBody`` on ``metadata.eventName``);
-    #: ``None``: every event (no filter policy).
+    #: Event names SNS delivers to the queue (see :func:`filter_policy`); ``None``: every event (no filter policy).
     event_names: tuple[str, ...] | None
+    #: Where the filter policy matches the event name: the body, or (claim-check on) the ``eventName`` attribute.
+    filter_scope: FilterScope = FilterScope.BODY
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +118,8 @@ class Topology:
     subscriptions: tuple[SubscriptionSpec, ...]
     #: Warnings found while deriving it (e.g. a visibility timeout shorter than a handler's time limit).
     warnings: tuple[str, ...] = ()
+    #: The claim-check bucket (``None``: claim-check off, no bucket).
+    payload_bucket: PayloadBucketSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,8 +144,8 @@ class DeployedQueue:
 
 @dataclass(frozen=True, slots=True)
 class Deployed:
-    """What an adapter found: topic names that exist (with their ARNs), the queue, its dead-letter queue, and every
-    subscription of the queue (on any topic)."""
+    """What an adapter found: topic names that exist (with their ARNs), the queue, its dead-letter queue, every
+    subscription of the queue (on any topic), and the claim-check bucket when the topology has one."""
 
     topics: Mapping[str, str]
     queue: DeployedQueue | None
@@ -140,6 +153,8 @@ class Deployed:
     subscriptions: tuple[DeployedSubscription, ...]
     #: Attributes of the topics found, by topic name (what the store reports; an emulator may leave some out).
     topic_attributes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: The claim-check bucket (``None``: it does not exist, or the topology has none).
+    payload_bucket: DeployedBucket | None = None
 
 
 class ChangeKind(StrEnum):
@@ -153,6 +168,8 @@ class ChangeKind(StrEnum):
     SUBSCRIBE = "subscribe"
     SET_SUBSCRIPTION_ATTRIBUTES = "set-subscription-attributes"
     UNSUBSCRIBE = "unsubscribe"
+    CREATE_BUCKET = "create-bucket"
+    SET_BUCKET_LIFECYCLE = "set-bucket-lifecycle"
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,8 +182,10 @@ class Change:
     differs of ``visibility_timeout``, ``max_message_bytes``, ``retention`` (seconds), ``redrive``
     (``{"dead_letter_queue": name, "max_receive_count": n}``), ``policy`` (``{"allow": topic names, "revoke": topic
     names}``); ``tag-queue`` ``tags``; the subscription kinds ``queue``, and ``raw_delivery`` and ``event_names``
-    (``None``: no filter policy), in ``set-subscription-attributes`` only when they differ, with ``subscription_arn``
-    (also in ``unsubscribe``).
+    (``None``: no filter policy) with ``filter_scope`` (a :class:`FilterScope`, only when not the body), in
+    ``set-subscription-attributes`` only when they differ, with ``subscription_arn`` (also in ``unsubscribe``).
+    ``resource`` is the bucket's name for ``create-bucket`` (no values: the region is the adapter's) and
+    ``set-bucket-lifecycle`` (``expiry_days``: the rule :data:`EXPIRY_RULE_ID` replaced, other rules kept).
     """
 
     kind: ChangeKind
@@ -187,6 +206,11 @@ class Change:
             return f"~ set queue {name}: {'; '.join(_queue_values_text(values))}"
         if kind is ChangeKind.TAG_QUEUE:
             return f"~ tag queue {name}: {', '.join(f'{k}={v}' for k, v in sorted(values.get('tags', {}).items()))}"
+        if kind is ChangeKind.CREATE_BUCKET:
+            return f"+ create bucket {name} (claim-checked events)"
+        if kind is ChangeKind.SET_BUCKET_LIFECYCLE:
+            days = values.get("expiry_days")
+            return f"~ set bucket {name} lifecycle: rule {EXPIRY_RULE_ID} expires objects after {days} days"
         queue = values.get("queue", "?")
         if kind is ChangeKind.SUBSCRIBE:
             return f"+ subscribe queue {queue} to topic {name} ({_delivery_text(values)})"
@@ -218,7 +242,8 @@ def _delivery_text(values: Mapping[str, Any]) -> str:
     parts = []
     if "event_names" in values:
         names = values["event_names"]
-        parts.append("no filter: every event" if names is None else f"filter: {', '.join(names)}")
+        on = " on the eventName attribute" if values.get("filter_scope") == FilterScope.ATTRIBUTES else ""
+        parts.append("no filter: every event" if names is None else f"filter{on}: {', '.join(names)}")
     if "raw_delivery" in values:
         parts.append(f"raw delivery {'on' if values['raw_delivery'] else 'off'}")
     return "; ".join(parts)
@@ -238,6 +263,8 @@ class DriftKind(StrEnum):
     RAW_DELIVERY = "raw-delivery"
     FILTER_POLICY = "filter-policy"
     EXTRA_SUBSCRIPTION = "extra-subscription"
+    MISSING_BUCKET = "missing-bucket"
+    BUCKET_LIFECYCLE = "bucket-lifecycle"
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,8 +295,15 @@ def topology_of(
     raw_delivery: bool = False,
     max_message_bytes: int = 1024 * 1024,
     tags: Mapping[str, str] | None = None,
+    payload_bucket: str | None = None,
+    payload_expiry_days: int = 15,
 ) -> Topology:
     """The topology the code implies (``event_names=None``: the queue takes every event, no filter policy).
+
+    With ``payload_bucket`` (claim-check on) the topology holds that bucket with its expiry rule, and the filter policy
+    matches the ``eventName`` message attribute: a claim-checked event's body is a pointer without
+    ``metadata.eventName``, which a body filter would drop. An expiry no longer than the dead-letter queue's retention
+    gives a warning (a dead-lettered event would lose its body).
 
     No event name at all (no handler) subscribes the queue to nothing, with a warning: SNS refuses an empty filter
     policy, and no filter would deliver every event only for the worker to drop it. The visibility timeout is raised
@@ -277,7 +311,7 @@ def topology_of(
 
     Raises:
         ConfigurationError: the filter policy would exceed SNS's limits (names the count and the limit), a name is
-            not a valid SQS queue or SNS topic name, or a number is outside SQS's limits.
+            not a valid SQS queue, SNS topic or S3 bucket name, or a number is outside SQS's limits.
     """
     dead_letter = f"{queue}{dead_letter_suffix}"
     for what, name, pattern in (("topic", topic, _TOPIC_NAME), ("queue", queue, _QUEUE_NAME)):
@@ -303,68 +337,22 @@ def topology_of(
             f"visibility_timeout raised from {visibility_timeout} s to {chosen} s: the longest handler time limit is "
             f"{max(limits):g} s, plus a {VISIBILITY_MARGIN} s margin"
         )
+    bucket = None
+    if payload_bucket is not None:
+        bucket, found = payload_bucket_of(payload_bucket, payload_expiry_days, DEAD_LETTER_RETENTION)
+        warnings += found
+    scope = FilterScope.BODY if bucket is None else FilterScope.ATTRIBUTES
     subscriptions: tuple[SubscriptionSpec, ...] = ()
     if event_names is None:
-        subscriptions = (SubscriptionSpec(topic, raw_delivery, None),)
+        subscriptions = (SubscriptionSpec(topic, raw_delivery, None, scope),)
     else:
         names = tuple(sorted(set(event_names)))
         if names:
-            filter_policy(names)  # refuses a registry over SNS's limits now, not at apply
-            subscriptions = (SubscriptionSpec(topic, raw_delivery, names),)
+            filter_policy(names, scope)  # refuses a registry over SNS's limits now, not at apply
+            subscriptions = (SubscriptionSpec(topic, raw_delivery, names, scope),)
         else:
             warnings.append(f"no handler takes any event: queue {queue} is not subscribed to topic {topic}")
     spec = QueueSpec(
         queue, dead_letter, max_receive_count, chosen, max_message_bytes, dict(tags or {}), min(required, chosen)
     )
-    return Topology((topic,), spec, subscriptions, tuple(warnings))
-
-
-def compact_json(document: Any) -> str:
-    """``document`` as the compact JSON text eventbus sends to AWS (the form SNS's size limit is measured on)."""
-    return json.dumps(document, separators=(",", ":"))
-
-
-def filter_policy(event_names: Iterable[str]) -> dict[str, Any]:
-    """The SNS filter policy (``FilterPolicyScope=MessageBody``) that delivers only these event names.
-
-    Raises:
-        ConfigurationError: no name, or more names or bytes than SNS allows in one filter policy.
-    """
-    names = sorted(set(event_names))
-    policy = {"metadata": {"eventName": names}}
-    hint = "set EVENTBUS_FILTER_POLICY=false to subscribe the queue to every event"
-    if not names:
-        raise ConfigurationError("event_names: an SNS filter policy needs at least one event name")
-    if len(names) > FILTER_POLICY_MAX_VALUES:
-        raise ConfigurationError(
-            f"filter policy: {len(names)} event names, over SNS's limit of {FILTER_POLICY_MAX_VALUES} values; {hint}"
-        )
-    size = len(compact_json(policy).encode())
-    if size > FILTER_POLICY_MAX_BYTES:
-        raise ConfigurationError(
-            f"filter policy: {size} bytes for {len(names)} event names, over SNS's limit of "
-            f"{FILTER_POLICY_MAX_BYTES} bytes; {hint}"
-        )
-    return policy
-
-
-def queue_policy(queue_arn: str, topic_arns: Iterable[str]) -> dict[str, Any]:
-    """The SQS queue policy letting each topic send to the queue: one statement per topic, scoped by
-    ``aws:SourceArn``."""
-    statements = [
-        {
-            "Sid": f"{SID_PREFIX}{topic_name_of(arn)}",
-            "Effect": "Allow",
-            "Principal": {"Service": "sns.amazonaws.com"},
-            "Action": "sqs:SendMessage",
-            "Resource": queue_arn,
-            "Condition": {"ArnEquals": {"aws:SourceArn": arn}},
-        }
-        for arn in dict.fromkeys(topic_arns)
-    ]
-    return {"Version": "2012-10-17", "Statement": statements}
-
-
-def topic_name_of(arn: str) -> str:
-    """The name of a topic (or queue) from its ARN."""
-    return arn.rsplit(":", 1)[-1]
+    return Topology((topic,), spec, subscriptions, tuple(warnings), bucket)

@@ -5,13 +5,17 @@ Pure, like :mod:`eventbus.core.topology`. Each comparison returns what differs (
 ``None``; ``plan`` changes exactly what differs, so after an apply both are empty. ``plan`` also sets what ``check``
 does not report: tags, the dead-letter queue's retention and, with ``prune``, eventbus's queue-policy statements for
 topics the queue no longer subscribes to.
+
+The claim-check bucket comes first (a publisher may store bodies as soon as the topic exists); its lifecycle rule is
+judged by :mod:`eventbus.core.topology_bucket`. A filter policy is judged in its scope: the code's
+:class:`~eventbus.core.topology.FilterScope` against the deployed ``FilterPolicyScope``, then the event names in the
+shape that scope takes. The JSON documents are read and compared with :mod:`eventbus.core.topology_documents`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
 from eventbus.core.topology import (
     SID_PREFIX,
@@ -24,24 +28,31 @@ from eventbus.core.topology import (
     DeployedSubscription,
     Drift,
     DriftKind,
+    FilterScope,
     QueueSpec,
     SubscriptionSpec,
     Topology,
     queue_policy,
     topic_name_of,
 )
-from eventbus.core.topology_documents import merge_queue_policy, statements_of
+from eventbus.core.topology_bucket import bucket_problem, lifecycle_problem
+from eventbus.core.topology_documents import (
+    canonical,
+    document_of,
+    filter_policy_problem,
+    merge_queue_policy,
+    statements_of,
+)
 
 __all__ = ["drift", "plan"]
 
-#: SNS's filter policy scope when a subscription has none set.
-_DEFAULT_SCOPE: Final = "MessageAttributes"
-
 
 def plan(topology: Topology, deployed: Deployed, *, prune: bool = False) -> list[Change]:
-    """:func:`eventbus.core.topology.plan`'s changes (see there)."""
+    """The changes that make ``deployed`` match ``topology`` (see :class:`~eventbus.core.topology.Change`); with
+    ``prune``, also the subscriptions and queue-policy statements for topics the code no longer uses removed."""
     spec = topology.queue
-    changes = _topic_changes(topology, deployed)
+    changes = _bucket_changes(topology, deployed)
+    changes += _topic_changes(topology, deployed)
     dead_letter = deployed.dead_letter_queue
     changes += _queue_changes(spec.dead_letter_name, dead_letter, _dead_letter_values(spec, dead_letter), True)
     changes += _queue_changes(spec.name, deployed.queue, _queue_values(topology, deployed), False)
@@ -54,13 +65,13 @@ def plan(topology: Topology, deployed: Deployed, *, prune: bool = False) -> list
         found_subscription = subscribed.get(subscription.topic)
         values: dict[str, Any] = {"queue": spec.name}
         if found_subscription is None:
-            values |= {"raw_delivery": subscription.raw_delivery, "event_names": subscription.event_names}
+            values |= {"raw_delivery": subscription.raw_delivery} | _filter_values(subscription)
             changes.append(Change(ChangeKind.SUBSCRIBE, subscription.topic, values))
             continue
         if _raw_delivery_problem(spec, subscription, found_subscription.attributes):
             values["raw_delivery"] = subscription.raw_delivery
         if _filter_problem(spec, subscription, found_subscription.attributes):
-            values["event_names"] = subscription.event_names
+            values |= _filter_values(subscription)
         if len(values) > 1:
             values["subscription_arn"] = found_subscription.arn
             changes.append(Change(ChangeKind.SET_SUBSCRIPTION_ATTRIBUTES, subscription.topic, values))
@@ -77,9 +88,10 @@ def plan(topology: Topology, deployed: Deployed, *, prune: bool = False) -> list
 
 
 def drift(topology: Topology, deployed: Deployed) -> list[Drift]:
-    """:func:`eventbus.core.topology.drift`'s differences (see there)."""
+    """The differences between ``deployed`` and ``topology`` that ``check`` reports."""
     spec = topology.queue
-    found: list[Drift] = [
+    found = _bucket_drift(topology, deployed)
+    found += [
         Drift(DriftKind.MISSING_TOPIC, f"topic {name} does not exist")
         for name in _topics(topology)
         if name not in deployed.topics
@@ -133,6 +145,27 @@ def drift(topology: Topology, deployed: Deployed) -> list[Drift]:
         )
         found.append(Drift(DriftKind.EXTRA_SUBSCRIPTION, detail))
     return found
+
+
+def _bucket_changes(topology: Topology, deployed: Deployed) -> list[Change]:
+    """Create the claim-check bucket if missing; write the expiry rule if it is missing or does something else."""
+    bucket, found = topology.payload_bucket, deployed.payload_bucket
+    if bucket is None:
+        return []
+    changes = [] if found is not None else [Change(ChangeKind.CREATE_BUCKET, bucket.name)]
+    if found is None or lifecycle_problem(bucket, found.lifecycle_rules):
+        changes.append(Change(ChangeKind.SET_BUCKET_LIFECYCLE, bucket.name, {"expiry_days": bucket.expiry_days}))
+    return changes
+
+
+def _bucket_drift(topology: Topology, deployed: Deployed) -> list[Drift]:
+    bucket, found = topology.payload_bucket, deployed.payload_bucket
+    if bucket is None:
+        return []
+    if found is None:
+        return [Drift(DriftKind.MISSING_BUCKET, str(bucket_problem(bucket, found)))]
+    problem = lifecycle_problem(bucket, found.lifecycle_rules)
+    return [Drift(DriftKind.BUCKET_LIFECYCLE, problem)] if problem else []
 
 
 def _topic_changes(topology: Topology, deployed: Deployed) -> list[Change]:
@@ -204,14 +237,14 @@ def _queue_values(topology: Topology, deployed: Deployed) -> dict[str, Any]:
 
 
 def _policy_outdated(queue: DeployedQueue, topic_arns: list[str]) -> bool:
-    current = _document(queue.attributes.get("Policy"))
+    current = document_of(queue.attributes.get("Policy"))
     current = current if isinstance(current, Mapping) else None
-    return current is None or _canonical(merge_queue_policy(current, queue.arn, topic_arns)) != _canonical(current)
+    return current is None or canonical(merge_queue_policy(current, queue.arn, topic_arns)) != canonical(current)
 
 
 def _stale_policy_topics(topology: Topology, queue: DeployedQueue | None) -> tuple[str, ...]:
     """Topics eventbus's statements in the queue policy name that the queue no longer subscribes to."""
-    current = _document(queue.attributes.get("Policy")) if queue else None
+    current = document_of(queue.attributes.get("Policy")) if queue else None
     wanted = {f"{SID_PREFIX}{subscription.topic}" for subscription in topology.subscriptions}
     sids = [
         s.get("Sid") for s in statements_of(current if isinstance(current, Mapping) else None) if isinstance(s, Mapping)
@@ -224,7 +257,7 @@ def _stale_policy_topics(topology: Topology, queue: DeployedQueue | None) -> tup
 
 
 def _redrive_problem(spec: QueueSpec, attributes: Mapping[str, str], dead_letter: DeployedQueue | None) -> str | None:
-    policy = _document(attributes.get("RedrivePolicy"))
+    policy = document_of(attributes.get("RedrivePolicy"))
     target = policy.get("deadLetterTargetArn") if isinstance(policy, Mapping) else None
     if not isinstance(policy, Mapping) or not target:
         return (
@@ -265,7 +298,7 @@ def _size_problem(queue: str, expected: int, attributes: Mapping[str, str]) -> s
 
 
 def _policy_problems(topology: Topology, deployed: Deployed, queue: DeployedQueue) -> list[str]:
-    current = _document(queue.attributes.get("Policy"))
+    current = document_of(queue.attributes.get("Policy"))
     statements = statements_of(current if isinstance(current, Mapping) else None)
     present = {s.get("Sid"): s for s in statements if isinstance(s, Mapping)}
     problems = []
@@ -282,7 +315,7 @@ def _policy_problems(topology: Topology, deployed: Deployed, queue: DeployedQueu
             )
             continue
         differing = [
-            key for key in expected.keys() | found.keys() if _canonical(found.get(key)) != _canonical(expected.get(key))
+            key for key in expected.keys() | found.keys() if canonical(found.get(key)) != canonical(expected.get(key))
         ]
         if differing:
             problems.append(
@@ -302,64 +335,22 @@ def _raw_delivery_problem(spec: QueueSpec, subscription: SubscriptionSpec, attri
     )
 
 
+def _filter_values(subscription: SubscriptionSpec) -> dict[str, Any]:
+    """The ``event_names`` values of a subscription change, with ``filter_scope`` when it is not the body (the values
+    of a body filter stay what they were before claim-check)."""
+    values: dict[str, Any] = {"event_names": subscription.event_names}
+    if subscription.event_names is not None and subscription.filter_scope is not FilterScope.BODY:
+        values["filter_scope"] = subscription.filter_scope
+    return values
+
+
 def _filter_problem(spec: QueueSpec, subscription: SubscriptionSpec, attributes: Mapping[str, str]) -> str | None:
-    policy = _document(attributes.get("FilterPolicy")) or None  # "{}" is how SNS is told "no filter"
     where = f"subscription of queue {spec.name} to topic {subscription.topic}"
-    if subscription.event_names is None:
-        return None if policy is None else f"{where} has a filter policy; the code takes every event (no filter)"
-    if policy is None:
-        return (
-            f"{where} has no filter policy: SNS delivers every event, the code handles only "
-            f"{len(subscription.event_names)} event names"
-        )
-    scope = attributes.get("FilterPolicyScope") or _DEFAULT_SCOPE
-    if scope != "MessageBody":
-        return f"{where} filters on {scope}, the code on MessageBody (metadata.eventName)"
-    names = _filter_names(policy)
-    if names is None:
-        return f"{where} has a filter policy other than the code's (on metadata.eventName only)"
-    expected = set(subscription.event_names)
-    parts = []
-    if missing := sorted(expected - names):
-        parts.append(f"missing event names (SNS drops them): {', '.join(missing)}")
-    if extra := sorted(names - expected):
-        parts.append(f"extra event names (delivered, no handler): {', '.join(extra)}")
-    return f"{where}: filter policy {'; '.join(parts)}" if parts else None
-
-
-def _filter_names(policy: Any) -> set[str] | None:
-    """The event names of a filter policy shaped as :func:`~eventbus.core.topology.filter_policy`'s, else None."""
-    if not isinstance(policy, Mapping) or set(policy) != {"metadata"}:
-        return None
-    metadata = policy["metadata"]
-    if not isinstance(metadata, Mapping) or set(metadata) != {"eventName"}:
-        return None
-    names = metadata["eventName"]
-    names = [names] if isinstance(names, str) else names
-    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
-        return None
-    return set(names)
+    return filter_policy_problem(where, subscription.event_names, subscription.filter_scope, attributes)
 
 
 def _on(flag: bool) -> str:
     return "on" if flag else "off"
-
-
-def _document(text: str | None) -> Any:
-    """A JSON attribute parsed (``None`` when absent, empty or not JSON)."""
-    try:
-        return json.loads(text) if text else None
-    except ValueError:
-        return None
-
-
-def _canonical(value: Any) -> Any:
-    """``value`` with one-element lists unwrapped, so a policy AWS returns reformatted compares equal to ours."""
-    if isinstance(value, Mapping):
-        return {key: _canonical(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return _canonical(value[0]) if len(value) == 1 else [_canonical(item) for item in value]
-    return value
 
 
 def _int(text: str | None) -> int | None:

@@ -97,7 +97,8 @@ def _provision_app(server: Any, spec: str) -> None:
     for warning in topology.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     # the emulator's own clients: the settings' endpoint may point at this server's future address, or at nothing
-    store = AwsTopologyStore(server.client("sns"), server.client("sqs"))
+    s3 = _s3_client(server) if topology.payload_bucket is not None else None
+    store = AwsTopologyStore(server.client("sns"), server.client("sqs"), s3)
     changes = plan(topology, store.read(topology))
     store.apply(topology, changes)
     for change in changes:
@@ -107,4 +108,23 @@ def _provision_app(server: Any, spec: str) -> None:
     print(
         f"queue  {topology.queue.name}  (dead-letter queue {topology.queue.dead_letter_name}), subscribed to "
         f"{', '.join(names) or 'nothing'}"
+    )
+    if topology.payload_bucket is not None:
+        print(f"bucket {topology.payload_bucket.name}  (claim-checked events)")
+
+
+def _s3_client(server: Any) -> Any:
+    """An S3 client on the emulator (moto serves S3 on the same endpoint), with path-style addresses: the emulator
+    has no per-bucket host names."""
+    from botocore.config import Config
+
+    from eventbus.adapters.aws.clients import boto_client
+
+    return boto_client(
+        "s3",
+        region=server.region,
+        endpoint_url=server.endpoint_url,
+        access_key_id="test",
+        secret_access_key="test",
+        config=Config(s3={"addressing_style": "path"}),
     )

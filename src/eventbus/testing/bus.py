@@ -258,7 +258,7 @@ class TestEventBus:
         assert decision.subscription is not None
         envelope = decision.envelope
         task = self.app.tasks[decision.subscription.handler]
-        # the kwargs and the event id the consumer gives a worker's task (celery/consumer.py, _as_task_message)
+        # the kwargs and the event id the consumer gives a worker's task (celery/task_messages.py, as_task_message)
         kwargs = {"payload": envelope.payload, "metadata": envelope.metadata.to_wire()}
         task_id = str(uuid.uuid4())
         with self._task_transaction():

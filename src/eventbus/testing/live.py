@@ -151,6 +151,7 @@ class LiveEmulator:
 def _provision_main() -> int:
     """In the provisioning subprocess: apply the app's topology with the environment's settings; print what was
     applied as one marked JSON line."""
+    from botocore.config import Config
     from pydantic import ValidationError
 
     from eventbus.adapters.aws import boto_client
@@ -164,7 +165,10 @@ def _provision_main() -> int:
         topology = topology_for(app, EventBusSettings.load())
         keys = {"access_key_id": "test", "secret_access_key": "test"}  # the emulator takes any
         sns, sqs = (boto_client(name, region=region, endpoint_url=endpoint, **keys) for name in ("sns", "sqs"))
-        store = AwsTopologyStore(sns, sqs)
+        # EVENTBUS_LARGE_PAYLOAD_BUCKET: the bucket too; path-style, as an emulator has no per-bucket host names
+        path_style = Config(s3={"addressing_style": "path"}) if endpoint else None
+        s3 = boto_client("s3", region=region, endpoint_url=endpoint or None, config=path_style, **keys)
+        store = AwsTopologyStore(sns, sqs, s3 if topology.payload_bucket is not None else None)
         store.apply(topology, plan(topology, store.read(topology)))
     except (EventBusError, ValidationError) as exc:
         code = exc.code if isinstance(exc, EventBusError) else "ConfigurationError"

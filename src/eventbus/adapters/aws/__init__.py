@@ -1,4 +1,5 @@
-"""The AWS adapter: SNS publisher, SQS queue operations, clients from settings, topology (topics, queues, policies).
+"""The AWS adapter: SNS publisher, SQS queue operations, S3 payload store (claim-checks), clients from settings,
+topology (topics, queues, policies).
 
 Needs boto3 (the ``sqs`` extra: ``pip install 'eventbus[sqs]'``). The names load on first use: importing one module
 of the adapter (the Celery runtime imports :mod:`.sqs`) does not import boto3 and every other module with it.
@@ -14,8 +15,9 @@ if find_spec("boto3") is None:  # fail here, naming the extra, not with a bare M
     raise ImportError("eventbus's AWS adapter needs boto3: pip install 'eventbus[sqs]'")
 
 if TYPE_CHECKING:
-    from eventbus.adapters.aws.clients import boto_client, sns_client, sqs_client
+    from eventbus.adapters.aws.clients import boto_client, s3_client, sns_client, sqs_client
     from eventbus.adapters.aws.inspection import QueueFacts, QueueInspector
+    from eventbus.adapters.aws.s3 import S3PayloadStore
     from eventbus.adapters.aws.sns import SNS_MAX_PAYLOAD_BYTES, SnsPublisher, longest_publish_batch
     from eventbus.adapters.aws.sqs import SqsQueues
     from eventbus.adapters.aws.topology import AwsTopologyStore, Provisioned, ProvisionedQueue, provision
@@ -27,11 +29,13 @@ __all__ = [
     "ProvisionedQueue",
     "QueueFacts",
     "QueueInspector",
+    "S3PayloadStore",
     "SnsPublisher",
     "SqsQueues",
     "boto_client",
     "longest_publish_batch",
     "provision",
+    "s3_client",
     "sns_client",
     "sqs_client",
 ]
@@ -43,11 +47,13 @@ _MODULE_OF = {
     "ProvisionedQueue": "topology",
     "QueueFacts": "inspection",
     "QueueInspector": "inspection",
+    "S3PayloadStore": "s3",
     "SnsPublisher": "sns",
     "SqsQueues": "sqs",
     "boto_client": "clients",
     "longest_publish_batch": "sns",
     "provision": "topology",
+    "s3_client": "clients",
     "sns_client": "clients",
     "sqs_client": "clients",
 }

@@ -8,9 +8,10 @@ clients are safe to build from several threads. Nothing here connects: a client 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
 
@@ -47,10 +48,11 @@ def boto_client(
 
 def _settings_client(service: str, settings: EventBusSettings, config: Any) -> Any:
     key, secret = settings.secret_pair()
+    endpoints = {"sns": settings.sns_endpoint(), "s3": settings.s3_endpoint_url or settings.endpoint_url}
     return boto_client(
         service,
         region=settings.region,
-        endpoint_url=settings.sns_endpoint() if service == "sns" else settings.endpoint_url,
+        endpoint_url=endpoints.get(service, settings.endpoint_url),
         access_key_id=key,
         secret_access_key=secret,
         config=config,
@@ -67,6 +69,33 @@ def sns_client(settings: EventBusSettings) -> SNSClient:
         retries={"mode": "standard", "total_max_attempts": settings.sns_max_attempts},
     )
     client: SNSClient = _settings_client("sns", settings, config)
+    return client
+
+
+#: The S3 client's timeouts (seconds) and attempts per call (claim-checked events).
+S3_CONNECT_TIMEOUT: Final = 2.0
+S3_READ_TIMEOUT: Final = 10.0
+S3_ATTEMPTS: Final = 2
+
+
+def longest_s3_call() -> float:
+    """The longest one call of :func:`s3_client`'s client can take, in seconds (botocore's standard retry mode pauses
+    at most 1 s before its first retry): what one claim-checked event adds to a publish."""
+    return S3_ATTEMPTS * (S3_CONNECT_TIMEOUT + S3_READ_TIMEOUT) + (S3_ATTEMPTS - 1) * 1.0
+
+
+def s3_client(settings: EventBusSettings) -> S3Client:
+    """A boto3 S3 client for these settings (claim-checked events), on ``s3_endpoint_url`` (else ``endpoint_url``)
+    with path-style addresses when one is set (an emulator has no per-bucket host names)."""
+    from botocore.config import Config
+
+    config = Config(
+        connect_timeout=S3_CONNECT_TIMEOUT,
+        read_timeout=S3_READ_TIMEOUT,
+        retries={"mode": "standard", "total_max_attempts": S3_ATTEMPTS},
+        s3={"addressing_style": "path"} if settings.s3_endpoint_url or settings.endpoint_url else None,
+    )
+    client: S3Client = _settings_client("s3", settings, config)
     return client
 
 

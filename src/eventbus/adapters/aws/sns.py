@@ -12,6 +12,12 @@ share a call goes alone. An event larger than the limit is never sent: its posit
 refusals are the only failures, the error is raised from an :class:`EnvelopeError` (reason ``oversized``): retrying
 cannot help, which is how the outbox relay tells them from an outage.
 
+ With a ``payload_store`` (claim-check, :mod:`eventbus.core.claim_check`), an event whose message exceeds
+``claim_check_threshold`` is stored there and published as the extended clients' pointer with the
+``ExtendedPayloadSize`` attribute; the limit it must then keep is ``claim_check_max_bytes``. A body that could not be
+stored fails its position like a failed call (an object stored for a publish that then fails stays until the bucket's
+lifecycle rule expires it).
+
 :func:`longest_publish_batch` is how long a batch can take at worst with a client's timeouts and attempts; the
 container checks the outbox's claim lease against it.
 """
@@ -26,10 +32,11 @@ from typing import TYPE_CHECKING, Any, Final
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from eventbus.core.claim_check import DEFAULT_MAX_STORED_BYTES, SIZE_ATTRIBUTE, size_attribute
 from eventbus.core.envelope import Envelope
 from eventbus.core.telemetry import Telemetry
-from eventbus.errors import EnvelopeError, EnvelopeRejection, PublishError
-from eventbus.ports import Publisher
+from eventbus.errors import ClaimCheckError, EnvelopeError, EnvelopeRejection, PublishError
+from eventbus.ports import PayloadStore, Publisher
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
@@ -92,6 +99,10 @@ class SnsPublisher(Publisher):
     (never more than ``max_message_bytes``): :data:`SNS_DEFAULT_PAYLOAD_BYTES` by default, which every topic takes;
     raise it to the topic's ``MaximumMessageSize`` for fewer calls. ``max_payload_bytes``, their former single name
     (deprecated), sets both. ``telemetry`` records each ``PublishBatch`` call's size (none by default).
+
+    ``payload_store`` turns on the claim-check: an event whose message (with attributes) is over
+    ``claim_check_threshold`` bytes (``max_message_bytes`` by default, never more) is stored there and published as a
+    pointer; such an event may have up to ``claim_check_max_bytes``.
     """
 
     def __init__(
@@ -104,6 +115,9 @@ class SnsPublisher(Publisher):
         max_batch_bytes: int = SNS_DEFAULT_PAYLOAD_BYTES,
         max_payload_bytes: int | None = None,
         telemetry: Telemetry | None = None,
+        payload_store: PayloadStore | None = None,
+        claim_check_threshold: int | None = None,
+        claim_check_max_bytes: int = DEFAULT_MAX_STORED_BYTES,
     ) -> None:
         if topic_arn is None and topic_name is None:
             raise ValueError("SnsPublisher needs topic_arn or topic_name")
@@ -123,6 +137,11 @@ class SnsPublisher(Publisher):
         self.max_batch_bytes = min(max_batch_bytes, self.max_message_bytes)
         self._lock = threading.Lock()
         self.telemetry = telemetry if telemetry is not None else Telemetry()
+        if claim_check_threshold is not None and claim_check_threshold <= 0:
+            raise ValueError("SnsPublisher's claim_check_threshold must be positive")
+        self.payload_store = payload_store
+        self.claim_check_threshold = min(claim_check_threshold or self.max_message_bytes, self.max_message_bytes)
+        self.claim_check_max_bytes = claim_check_max_bytes
 
     @property
     def client(self) -> SNSClient:
@@ -143,48 +162,77 @@ class SnsPublisher(Publisher):
         return self._topic_arn
 
     def _too_large(self, envelope: Envelope, size: int) -> EnvelopeError | None:
-        if size <= self.max_message_bytes:
+        limit = self.max_message_bytes if self.payload_store is None else self.claim_check_max_bytes
+        if size <= limit:
             return None
-        detail = f"event {envelope.event_name!r} is {size} bytes, limit is {self.max_message_bytes}"
+        detail = f"event {envelope.event_name!r} is {size} bytes, limit is {limit}"
         return EnvelopeError(EnvelopeRejection.OVERSIZED, detail)
+
+    def _message(self, envelope: Envelope) -> tuple[str, dict[str, Any], int]:
+        """The SNS message for ``envelope``, its attributes and the size SNS counts; a pointer when claim-checked.
+
+        Raises:
+            EnvelopeError: ``oversized``, too large even for the claim-check.
+            ClaimCheckError: the body could not be stored.
+        """
+        message, attributes = envelope.to_json(), _attributes(envelope)
+        size = _size(message, attributes)
+        refusal = self._too_large(envelope, size)
+        if refusal is not None:
+            raise refusal
+        if self.payload_store is None or size <= self.claim_check_threshold:
+            return message, attributes, size
+        body = message.encode("utf-8", "surrogatepass")
+        pointer = self.payload_store.put(body)
+        message, attributes = pointer.to_json(), {**attributes, SIZE_ATTRIBUTE: size_attribute(len(body))}
+        return message, attributes, _size(message, attributes)
 
     def publish(self, envelope: Envelope) -> str:
         """Publish one envelope; return SNS's MessageId."""
-        message, attributes = envelope.to_json(), _attributes(envelope)
-        refusal = self._too_large(envelope, _size(message, attributes))
-        if refusal is not None:
+        try:
+            message, attributes, _ = self._message(envelope)
+        except EnvelopeError as refusal:
             raise PublishError(f"SNS publish refused: {refusal.detail}") from refusal
+        except ClaimCheckError as exc:
+            raise PublishError(f"SNS publish of {envelope.event_name!r} failed: {exc}") from exc
         try:
             response = self._client.publish(TopicArn=self.topic_arn, Message=message, MessageAttributes=attributes)
         except (ClientError, BotoCoreError) as exc:
             raise PublishError(f"SNS publish of {envelope.event_name!r} failed: {exc}") from exc
         return response["MessageId"]
 
-    def _calls(self, envelopes: Sequence[Envelope]) -> tuple[list[list[Any]], dict[str, EnvelopeError]]:
-        """The entries of each ``PublishBatch`` call, in order, and the refusals of events too large for any."""
+    def _calls(
+        self, envelopes: Sequence[Envelope]
+    ) -> tuple[list[list[Any]], dict[str, EnvelopeError], dict[str, ClaimCheckError]]:
+        """The entries of each ``PublishBatch`` call, in order, the refusals of events too large for any, and the
+        claim-checked events whose body could not be stored."""
         calls: list[list[Any]] = []
         refused: dict[str, EnvelopeError] = {}
+        unstored: dict[str, ClaimCheckError] = {}
         room = 0  # bytes left in the last call
         for n, envelope in enumerate(envelopes):
-            message, attributes = envelope.to_json(), _attributes(envelope)
-            size = _size(message, attributes)
-            refusal = self._too_large(envelope, size)
-            if refusal is not None:
+            try:
+                message, attributes, size = self._message(envelope)
+            except EnvelopeError as refusal:
                 refused[str(n)] = refusal
+                continue
+            except ClaimCheckError as exc:
+                unstored[str(n)] = exc
                 continue
             if not calls or len(calls[-1]) == SNS_BATCH_SIZE or size > room:
                 calls.append([])
                 room = self.max_batch_bytes
             calls[-1].append({"Id": str(n), "Message": message, "MessageAttributes": attributes})
             room -= size
-        return calls, refused
+        return calls, refused, unstored
 
     def publish_batch(self, envelopes: Sequence[Envelope]) -> list[str]:
         """Publish in ``PublishBatch`` calls within SNS's limits; every call is tried before failures are raised."""
         ids: list[str] = [""] * len(envelopes)
-        calls, refused = self._calls(envelopes)
-        failed: list[str] = list(refused)
+        calls, refused, unstored = self._calls(envelopes)
+        failed: list[str] = [*refused, *unstored]
         reasons: list[str] = [f"{n}: {refusal.detail}" for n, refusal in refused.items()]
+        reasons += [f"{n}: {exc}" for n, exc in unstored.items()]
         for k, entries in enumerate(calls):
             self.telemetry.batch_sent(operation="publish", size=len(entries))
             try:

@@ -6,6 +6,11 @@ and applies each :class:`~eventbus.core.topology.Change` with idempotent calls, 
 know (a topic or queue it creates) when it gets to them. Failures raise
 :class:`~eventbus.errors.TransportError` with the vendor's exception chained.
 
+A topology with a claim-check bucket needs the store's S3 client: ``HeadBucket`` and
+``GetBucketLifecycleConfiguration`` read it; ``CreateBucket`` (in the client's region, a ``LocationConstraint``
+outside us-east-1; an existing bucket of ours is kept) and ``PutBucketLifecycleConfiguration`` (the user's rules
+kept, eventbus's replaced: :func:`~eventbus.core.topology_documents.merge_lifecycle_rules`) change it.
+
 :func:`provision` works through the boto3 clients it is given, so it runs against real AWS with whatever
 credentials those clients carry (build them with :func:`eventbus.adapters.aws.clients.boto_client`, or from settings
 with :func:`~eventbus.adapters.aws.clients.sns_client` / :func:`~eventbus.adapters.aws.clients.sqs_client`) as well
@@ -26,17 +31,20 @@ from eventbus.core.topology import (
     Change,
     ChangeKind,
     Deployed,
+    DeployedBucket,
     DeployedQueue,
     DeployedSubscription,
+    FilterScope,
     Topology,
     compact_json,
     filter_policy,
 )
-from eventbus.core.topology_documents import merge_queue_policy, redrive_policy
-from eventbus.errors import TransportError
+from eventbus.core.topology_documents import merge_lifecycle_rules, merge_queue_policy, redrive_policy
+from eventbus.errors import ConfigurationError, TransportError
 from eventbus.ports import TopologyStore
 
 if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.literals import QueueAttributeNameType
@@ -45,6 +53,10 @@ if TYPE_CHECKING:
 __all__ = ["AwsTopologyStore", "Provisioned", "ProvisionedQueue", "provision"]
 
 _CALL_ERRORS: Final = (ClientError, BotoCoreError)
+#: What S3 answers for a bucket that does not exist (``HeadBucket`` has no body: only the status).
+_NO_BUCKET: Final = frozenset({"404", "NoSuchBucket", "NotFound"})
+#: What ``CreateBucket`` answers for a bucket that already exists and is ours (elsewhere than us-east-1).
+_OURS_ALREADY: Final = "BucketAlreadyOwnedByYou"
 
 
 @dataclass(frozen=True)
@@ -108,12 +120,16 @@ def provision(
 
 
 class AwsTopologyStore(TopologyStore):
-    """:class:`~eventbus.ports.TopologyStore` on SNS and SQS, through the boto3 clients given (their region, endpoint
-    and credentials: boto3's chain, or an emulator's)."""
+    """:class:`~eventbus.ports.TopologyStore` on SNS and SQS (and S3, for the claim-check bucket), through the boto3
+    clients given (their region, endpoint and credentials: boto3's chain, or an emulator's).
 
-    def __init__(self, sns: SNSClient, sqs: SQSClient) -> None:
+    ``s3`` may be left out when no topology read or applied has a claim-check bucket.
+    """
+
+    def __init__(self, sns: SNSClient, sqs: SQSClient, s3: S3Client | None = None) -> None:
         self._sns = sns
         self._sqs = sqs
+        self._s3 = s3
 
     def read(self, topology: Topology) -> Deployed:
         """What is deployed of ``topology``; creates nothing.
@@ -123,8 +139,12 @@ class AwsTopologyStore(TopologyStore):
 
         Raises:
             TransportError: a call failed.
+            ConfigurationError: the topology has a claim-check bucket and the store no S3 client.
         """
+        bucket = None
         try:
+            if topology.payload_bucket is not None:
+                bucket = self._bucket(topology.payload_bucket.name)
             wanted = {*topology.publishes_to, *(subscription.topic for subscription in topology.subscriptions)}
             topics = {name: arn for name, arn in self._topics() if name in wanted}
             queue = self._queue(topology.queue.name)
@@ -135,15 +155,18 @@ class AwsTopologyStore(TopologyStore):
             }
         except _CALL_ERRORS as exc:
             raise TransportError(f"reading the topology failed: {vendor_reason(exc)}") from exc
-        return Deployed(topics, queue, dead_letter, subscriptions, topic_attributes)
+        return Deployed(topics, queue, dead_letter, subscriptions, topic_attributes, bucket)
 
     def apply(self, topology: Topology, changes: Sequence[Change]) -> None:
         """Make ``changes`` in order, each with idempotent calls.
 
         Raises:
             TransportError: a change failed, naming its kind and resource (the ones before it are made).
+            ConfigurationError: a bucket change and no S3 client (nothing is made).
         """
-        run = _Run(self._sns, self._sqs, self._topics)
+        if self._s3 is None and any(change.kind in _BUCKET_KINDS for change in changes):
+            raise _no_s3_client()
+        run = _Run(self._sns, self._sqs, self._topics, self._s3)
         for change in changes:
             try:
                 run.make(change)
@@ -155,6 +178,23 @@ class AwsTopologyStore(TopologyStore):
             for topic in page.get("Topics", []):
                 arn = topic["TopicArn"]
                 yield arn.rsplit(":", 1)[-1], arn
+
+    def _bucket(self, name: str) -> DeployedBucket | None:
+        if self._s3 is None:
+            raise _no_s3_client()
+        try:
+            self._s3.head_bucket(Bucket=name)
+        except ClientError as exc:
+            if error_code(exc) in _NO_BUCKET:
+                return None
+            raise
+        try:
+            rules = self._s3.get_bucket_lifecycle_configuration(Bucket=name).get("Rules", [])
+        except ClientError as exc:
+            if error_code(exc) != "NoSuchLifecycleConfiguration":
+                raise
+            rules = []
+        return DeployedBucket(name, tuple(cast("Mapping[str, Any]", rule) for rule in rules))
 
     def _queue(self, name: str) -> DeployedQueue | None:
         try:
@@ -187,9 +227,10 @@ class AwsTopologyStore(TopologyStore):
 class _Run:
     """One :meth:`AwsTopologyStore.apply`: the changes' calls, and the ARNs and URLs they resolve along the way."""
 
-    def __init__(self, sns: SNSClient, sqs: SQSClient, list_topics: Any) -> None:
+    def __init__(self, sns: SNSClient, sqs: SQSClient, list_topics: Any, s3: S3Client | None) -> None:
         self._sns = sns
         self._sqs = sqs
+        self._s3 = s3
         self._list_topics = list_topics
         self._topic_arns: dict[str, str] | None = None
         self._urls: dict[str, str] = {}
@@ -219,12 +260,14 @@ class _Run:
                 TopicArn=self._topic_arn(name),
                 Protocol="sqs",
                 Endpoint=self._queue(values["queue"])[1],
-                Attributes=_subscription_attributes(values, creating=True),
+                Attributes=dict(_subscription_attributes(values, creating=True)),
                 ReturnSubscriptionArn=True,
             )
+        elif change.kind in _BUCKET_KINDS:
+            self._bucket(change)
         elif change.kind is ChangeKind.SET_SUBSCRIPTION_ATTRIBUTES:
-            # one call per attribute, in order: the scope before the filter policy that needs it
-            for attribute, value in _subscription_attributes(values, creating=False).items():
+            # one call per attribute, in the order _subscription_attributes gives: each state on the way is valid
+            for attribute, value in _subscription_attributes(values, creating=False):
                 self._sns.set_subscription_attributes(
                     SubscriptionArn=values["subscription_arn"], AttributeName=attribute, AttributeValue=value
                 )
@@ -234,6 +277,30 @@ class _Run:
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") != "NotFound":
                     raise
+
+    def _bucket(self, change: Change) -> None:
+        s3 = self._s3
+        assert s3 is not None  # apply refuses bucket changes without a client
+        name = change.resource
+        if change.kind is ChangeKind.CREATE_BUCKET:
+            region = s3.meta.region_name
+            try:
+                if region == "us-east-1":  # S3 refuses a LocationConstraint naming its default region
+                    s3.create_bucket(Bucket=name)
+                else:
+                    s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})  # type: ignore[typeddict-item]
+            except ClientError as exc:
+                if error_code(exc) != _OURS_ALREADY:
+                    raise
+            return
+        try:
+            current = s3.get_bucket_lifecycle_configuration(Bucket=name).get("Rules", [])
+        except ClientError as exc:
+            if error_code(exc) != "NoSuchLifecycleConfiguration":
+                raise
+            current = []
+        rules = merge_lifecycle_rules(cast("list[Mapping[str, Any]]", current), int(change.values["expiry_days"]))
+        s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": rules})  # type: ignore[typeddict-item]
 
     def _queue_attributes(self, name: str, values: Mapping[str, Any]) -> dict[str, str]:
         attributes = {
@@ -281,18 +348,40 @@ class _Run:
         return self._queues[name]
 
 
-def _subscription_attributes(values: Mapping[str, Any], *, creating: bool) -> dict[str, str]:
-    attributes = {}
+def _subscription_attributes(values: Mapping[str, Any], *, creating: bool) -> list[tuple[str, str]]:
+    """The subscription's attributes, in the order they are set one by one (an attribute may come twice).
+
+    A body filter policy (nested, on ``metadata.eventName``) is valid only in ``MessageBody`` scope, an attribute one
+    (flat, on ``eventName``) in both: so the scope goes first when it becomes ``MessageBody``, and after the flat
+    policy when it becomes ``MessageAttributes`` (a change of scope passes through the flat policy in ``MessageBody``
+    scope). The flat policy is then set once more: moto (the embedded emulator) builds its matcher when the policy is
+    set, in the scope of that moment, and would go on matching the body.
+    """
+    attributes = []
     if "raw_delivery" in values:
-        attributes["RawMessageDelivery"] = "true" if values["raw_delivery"] else "false"
+        attributes.append(("RawMessageDelivery", "true" if values["raw_delivery"] else "false"))
     if "event_names" in values:
         names = values["event_names"]
         if names is not None:
-            attributes["FilterPolicyScope"] = "MessageBody"
-            attributes["FilterPolicy"] = compact_json(filter_policy(names))
+            scope = FilterScope(values.get("filter_scope", FilterScope.BODY))
+            policy = ("FilterPolicy", compact_json(filter_policy(names, scope)))
+            if scope is FilterScope.BODY:
+                attributes += [("FilterPolicyScope", scope.value), policy]
+            else:
+                attributes += [policy, ("FilterPolicyScope", scope.value)] + ([] if creating else [policy])
         elif not creating:
-            attributes["FilterPolicy"] = "{}"  # how SNS is told to drop a subscription's filter policy
+            attributes.append(("FilterPolicy", "{}"))  # how SNS is told to drop a subscription's filter policy
     return attributes
+
+
+_BUCKET_KINDS: Final = (ChangeKind.CREATE_BUCKET, ChangeKind.SET_BUCKET_LIFECYCLE)
+
+
+def _no_s3_client() -> ConfigurationError:
+    return ConfigurationError(
+        "the topology has a claim-check bucket (EVENTBUS_LARGE_PAYLOAD_BUCKET) and this AwsTopologyStore no S3 "
+        "client: build it with s3=eventbus.adapters.aws.s3_client(settings)"
+    )
 
 
 def _json(text: str | None) -> dict[str, Any] | None:

@@ -8,12 +8,18 @@ polls sockets), batches are sent synchronously through the channel's
 ``ack_retry_window`` seconds; entries SQS refuses get a few attempts; then each lost entry is logged with its message
 id (SQS redelivers those messages). Each ``DeleteMessageBatch`` call's size is recorded (metric
 ``eventbus.batch.size``, operation ``delete``).
+
+A deleted message's claim-checked body (the consumer put its pointer on the entry) is deleted after it, on a thread
+of its own (``DeleteObjects``, never on the event loop); a body whose delete fails stays until the bucket's lifecycle
+rule expires it (logged). A message whose delete failed keeps its body: SQS delivers it again.
 """
 
 from __future__ import annotations
 
 import time
 from collections import namedtuple
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from vine import promise
@@ -21,7 +27,9 @@ from vine import promise
 from eventbus.celery.transport.base import ChannelBase
 from eventbus.celery.transport.batching import SQS_BATCH_LIMIT, BatchBuffer, Entry
 from eventbus.celery.transport.logs import REPEAT_LOG_EVERY, logger, reason
+from eventbus.core.claim_check import Pointer
 from eventbus.core.metric_hooks import MetricHooks
+from eventbus.errors import ClaimCheckError
 
 _Queue = namedtuple("_Queue", "id")
 _Receipt = namedtuple("_Receipt", "id receipt_handle")
@@ -44,6 +52,7 @@ class AcknowledgingMixin(ChannelBase):
         self._flush_timer = None
         self._retry_window = float(options.get("ack_retry_window", 60.0))
         self._last_ack_failure_log = 0.0
+        self._claim_deleter: ThreadPoolExecutor | None = None
 
     def _buffer(self, buffer: BatchBuffer, queue_url: str, entry: Entry) -> None:
         full = buffer.add(queue_url, entry)
@@ -94,9 +103,34 @@ class AcknowledgingMixin(ChannelBase):
             {str(f.get("Id")) for f in (response or {}).get("Failed", [])} if isinstance(response, dict) else set()
         )
         self._extensions_answered(batch, failed_ids)
+        if buffer is self._deletes:
+            self._delete_claimed(batch, failed_ids)
         if failed_ids:
             failed = [e for i, e in enumerate(batch) if str(i) in failed_ids]
             self._retry(buffer, queue_url, failed, "SQS reported the entries as failed")
+
+    def _delete_claimed(self, batch: list[Entry], failed_ids: set[str]) -> None:
+        """Delete the claim-checked bodies of the messages SQS deleted, on the claim-deleter thread."""
+        pointers = [e.claim for i, e in enumerate(batch) if e.claim is not None and str(i) not in failed_ids]
+        if not pointers:
+            return
+        if self._claim_deleter is None:
+            self._claim_deleter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eventbus-claim-check")
+        if self.hub is None or self.draining:
+            self._delete_objects(pointers)  # shutting down: the thread may not get to run
+        else:
+            self._claim_deleter.submit(self._delete_objects, pointers)
+
+    @staticmethod
+    def _delete_objects(pointers: Sequence[Pointer]) -> None:
+        from eventbus.container import get_container
+
+        try:
+            get_container().payload_store().delete(pointers)
+        except ClaimCheckError as exc:
+            logger.warning("eventbus: %s (the bucket's lifecycle rule expires them)", exc)
+        except Exception:
+            logger.exception("eventbus: deleting %d claim-checked bodies failed", len(pointers))
 
     def _on_batch_error(self, buffer: BatchBuffer, queue_url: str, batch: list[Entry], exc: Any) -> None:
         """The whole call failed (SQS unreachable, throttled, 5xx): retry with backoff within the retry window."""
@@ -171,6 +205,8 @@ class AcknowledgingMixin(ChannelBase):
             self._log_lost(buffer, [e for e in batch if not e.visibility], reason(exc))
             return
         self._extensions_answered(batch, failed_ids)
+        if buffer is self._deletes:
+            self._delete_claimed(batch, failed_ids)
         lost = [e for i, e in enumerate(batch) if str(i) in failed_ids and not e.visibility]
         self._log_lost(buffer, lost, "SQS reported them as failed")
 

@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from eventbus.core.claim_check import Pointer
+
 #: SQS's limit for DeleteMessageBatch and ChangeMessageVisibilityBatch.
 SQS_BATCH_LIMIT = 10
 
@@ -25,6 +27,8 @@ class Entry:
     attempts: int = 0
     #: When the first transport-level failure of this entry happened (monotonic seconds; 0: none yet).
     failing_since: float = 0.0
+    #: The claim-checked body to delete once the message is deleted (deletes only).
+    claim: Pointer | None = None
 
 
 @dataclass

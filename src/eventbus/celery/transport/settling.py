@@ -13,6 +13,7 @@ from kombu.transport.virtual import Channel as VirtualChannel
 
 from eventbus.celery.transport.base import ChannelBase
 from eventbus.celery.transport.batching import Entry
+from eventbus.core.claim_check import CLAIM_CHECK_KEY
 
 
 class SettlingMixin(ChannelBase):
@@ -29,6 +30,7 @@ class SettlingMixin(ChannelBase):
             VirtualChannel.basic_ack(self, delivery_tag)
             return
         entry = Entry(sqs_message["ReceiptHandle"], str(sqs_message.get("MessageId", "?")), self._queue_of(info))
+        entry.claim = info.get(CLAIM_CHECK_KEY)  # a claim-checked body, deleted after the message
         VirtualChannel.basic_ack(self, delivery_tag)
         # an acknowledged message can no longer be rejected: drop the consumer's Rejection, which refers back to the
         # message (a reference cycle per event that only the cyclic garbage collector would free)

@@ -23,6 +23,7 @@ suite. Every adapter of this library, the in-memory ones included, runs these su
 from eventbus.testing.contracts.consumer import ConsumerContract, ConsumerHarness
 from eventbus.testing.contracts.dedup import DeduplicationStoreContract
 from eventbus.testing.contracts.outbox import OutboxStoreContract
+from eventbus.testing.contracts.payload_store import PayloadStoreContract
 from eventbus.testing.contracts.publisher import PublisherContract
 from eventbus.testing.contracts.repository import EntityRepositoryContract
 
@@ -32,5 +33,6 @@ __all__ = [
     "DeduplicationStoreContract",
     "EntityRepositoryContract",
     "OutboxStoreContract",
+    "PayloadStoreContract",
     "PublisherContract",
 ]
