@@ -77,6 +77,21 @@ def fill_events(sqs: Any, url: str, n: int, pad: int = 0) -> None:
         sqs.send_message_batch(QueueUrl=url, Entries=entries)
 
 
+def fill_fifo(sqs: Any, url: str, n: int, groups: int) -> None:
+    """N events over ``groups`` message groups, interleaved (event i in group i % groups), as SNS FIFO delivers them."""
+    for start in range(0, n, 10):
+        entries = [
+            {
+                "Id": str(i),
+                "MessageBody": envelope(i),
+                "MessageGroupId": f"g{i % groups}",
+                "MessageDeduplicationId": str(i),
+            }
+            for i in range(start, min(start + 10, n))
+        ]
+        sqs.send_message_batch(QueueUrl=url, Entries=entries)
+
+
 _S3: dict[str, Any] = {}
 
 
@@ -258,6 +273,18 @@ def scenarios(endpoint: str, n: int, worker_endpoint: str) -> dict[str, Callable
     def tasks(extra: dict[str, str]) -> Callable[[], Result]:
         return worker_run(lambda name, url: fill_tasks(endpoint, name, n), extra)
 
+    def fifo(groups: int) -> Callable[[], Result]:
+        def run() -> Result:
+            name = f"bench-{uuid.uuid4().hex[:10]}.fifo"
+            attributes = {"VisibilityTimeout": "60", "FifoQueue": "true", "ContentBasedDeduplication": "false"}
+            url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+            fill_fifo(sqs, url, n, groups)
+            result = run_worker(worker_endpoint, name, n, f"bench:{name}", {"EVENTBUS_FIFO": "true"})
+            result.left_in_queue = left_in(sqs, url)
+            return result
+
+        return run
+
     def claimed(pad: int) -> Callable[[], Result]:
         s3_url = lambda: s3_store(endpoint)[2]  # noqa: E731
         run = worker_run(lambda name, url: fill_claimed(sqs, url, n, pad, endpoint), {})
@@ -290,6 +317,10 @@ def scenarios(endpoint: str, n: int, worker_endpoint: str) -> dict[str, Callable
         "eventbus-events-otel-sdk-bare": events({"BENCH_OTEL": "bare"}),
         "eventbus-events-otel-sdk-noop": events({"BENCH_OTEL": "noop"}),
         "eventbus-events-otel-sdk-memory": events({"BENCH_OTEL": "memory"}),
+        # FIFO (issue 15): the same events in 1, 10 and 100 message groups of a FIFO queue
+        "eventbus-events-fifo-1-group": fifo(1),
+        "eventbus-events-fifo-10-groups": fifo(10),
+        "eventbus-events-fifo-100-groups": fifo(100),
         # claim-check (issue 15): the same small events as pointers to S3 objects; 100 KiB events inline and claimed
         "eventbus-events-claim-checked": claimed(0),
         "eventbus-events-100k": worker_run(lambda name, url: fill_events(sqs, url, n, 100 * 1024), {}),

@@ -232,3 +232,20 @@ class DeadLetters:
         """The ``eventbus-reason`` of each (``""`` for one SQS's own redrive moved)."""
         attributes = (m.get("MessageAttributes", {}).get("eventbus-reason", {}) for m in self.messages())
         return [reason.get("StringValue", "") for reason in attributes]
+
+
+def make_fifo_topology(sns: Any, sqs: Any, name: str, *, max_receive_count: int = 5, visibility: int = 2) -> Topology:
+    """A FIFO topic, FIFO queue (with redrive to a FIFO DLQ) and the subscription; deduplication by id, not content."""
+    topic_arn = sns.create_topic(
+        Name=f"{name}-topic.fifo", Attributes={"FifoTopic": "true", "ContentBasedDeduplication": "false"}
+    )["TopicArn"]
+    fifo = {"FifoQueue": "true", "ContentBasedDeduplication": "false"}
+    dlq_url = sqs.create_queue(QueueName=f"{name}__dlq.fifo", Attributes=fifo)["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)})
+    queue_url = sqs.create_queue(
+        QueueName=f"{name}.fifo", Attributes={**fifo, "VisibilityTimeout": str(visibility), "RedrivePolicy": redrive}
+    )["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+    return Topology(topic_arn, f"{name}.fifo", queue_url, dlq_url)

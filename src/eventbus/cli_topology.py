@@ -1,9 +1,12 @@
 """``eventbus topology plan|apply|check -A app``: the app's topology (its topic, queue, dead-letter queue,
 subscription with the filter policy from its ``@subscribe`` handlers, queue policy, tags, and with
-``EVENTBUS_LARGE_PAYLOAD_BUCKET`` the claim-check bucket and its expiry rule) against what is deployed.
+``EVENTBUS_LARGE_PAYLOAD_BUCKET`` the claim-check bucket and its expiry rule; with ``EVENTBUS_FIFO`` all FIFO)
+against what is deployed.
 
 ``plan`` prints the changes that would make the deployment match the code, ``apply`` makes them, ``check`` prints
-each difference and exits 1 when there is any (a deploy gate). Nothing is deleted unless ``--prune`` is given.
+each difference and exits 1 when there is any (a deploy gate). Nothing is deleted unless ``--prune`` is given; a
+queue or topic whose FIFO-ness differs from the code's is drift that ``plan`` and ``apply`` refuse (exit 2): AWS
+cannot change it, it must be recreated.
 Clients come from the ``EVENTBUS_*`` settings the app runs with (boto3's credential chain; ``EVENTBUS_ENDPOINT_URL``
 for an emulator or LocalStack). Exit status: 0 done, 1 drift (``check``), 2 error (one line on stderr).
 """
@@ -176,7 +179,8 @@ def _summary(topology: Topology) -> str:
     topics = ", ".join(topology.publishes_to) or "none"
     bucket = topology.payload_bucket
     large = f"; large events through bucket {bucket.name}" if bucket else ""
-    return f"queue {topology.queue.name}; publishes to {topics}; subscribes to {_subscriptions_text(topology)}{large}"
+    queue = f"{topology.queue.name} (FIFO)" if topology.queue.fifo else topology.queue.name
+    return f"queue {queue}; publishes to {topics}; subscribes to {_subscriptions_text(topology)}{large}"
 
 
 def _subscriptions_text(topology: Topology) -> str:

@@ -255,6 +255,9 @@ class DeliverySettlement(ABC):
     draining: bool = False
     #: Set by the consumer: whether a worker process is running a delivery (closing keeps those held, they finish).
     in_progress: Callable[[str], bool] | None = None
+    #: Set by the consumer: called with a delivery's tag when it is settled, and whether it was deleted (True) or
+    #: handed back, released or forgotten (False). FIFO groups go on by it (:mod:`eventbus.celery.fifo`).
+    on_settled: Callable[[str, bool], None] | None = None
 
     @abstractmethod
     def forget(self, delivery_tag: str) -> None:

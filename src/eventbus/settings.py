@@ -21,7 +21,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from eventbus.core.claim_check import DEFAULT_MAX_STORED_BYTES
 from eventbus.core.envelope import MAX_MESSAGE_BYTES
-from eventbus.core.naming import default_queue_name
+from eventbus.core.naming import FIFO_SUFFIX, default_queue_name
 from eventbus.errors import ConfigurationError
 
 #: ``scheme://user:password@`` in a URL: what :meth:`EventBusSettings.effective` masks.
@@ -110,6 +110,10 @@ class EventBusSettings(BaseSettings):
     service: str = "service"
     #: The service's queue; defaults to ``{environment}__{service}__queue``.
     queue_name: str = ""
+    #: FIFO (``docs/fifo.md``): the topic and the queue (and its dead-letter queue) are FIFO, their names end in
+    #: ``.fifo`` (added to the defaults; a set name must have it). Events of one message group (the event's
+    #: ``entityId`` unless its payload class says otherwise) are delivered and handled in publish order, one at a time.
+    fifo: bool = False
     #: ``publisherName`` in published metadata; defaults to ``service``.
     publisher_name: str = ""
     #: Which Publisher adapter the container builds.
@@ -222,7 +226,19 @@ class EventBusSettings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown setting(s) {_with_suggestions(unknown, prefix)}")
         if not self.queue_name:
-            object.__setattr__(self, "queue_name", default_queue_name(self.environment, self.service))
+            queue = default_queue_name(self.environment, self.service)
+            object.__setattr__(self, "queue_name", f"{queue}{FIFO_SUFFIX}" if self.fifo else queue)
+        if self.fifo and not self.topic.endswith(FIFO_SUFFIX):
+            object.__setattr__(self, "topic", f"{self.topic}{FIFO_SUFFIX}")
+        names = {"EVENTBUS_QUEUE_NAME": self.queue_name, "EVENTBUS_TOPIC": self.topic}
+        if self.topic_arn:
+            names["EVENTBUS_TOPIC_ARN"] = self.topic_arn
+        for variable, name in names.items():
+            if name.endswith(FIFO_SUFFIX) != self.fifo:
+                raise ValueError(
+                    f"{variable} {name!r} {'does not end' if self.fifo else 'ends'} in {FIFO_SUFFIX} "
+                    f"but EVENTBUS_FIFO is {'on' if self.fifo else 'off'}: FIFO topics and queues go together"
+                )
         if not self.publisher_name:
             object.__setattr__(self, "publisher_name", self.service)
         return self

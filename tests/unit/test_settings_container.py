@@ -78,7 +78,9 @@ def test_the_emulator_provisions_the_queue_a_default_worker_consumes(monkeypatch
         def stop(self) -> None: ...
 
     monkeypatch.setattr("eventbus.emulator.server.EmulatorServer", Server)
-    monkeypatch.setattr(cli, "_provision_seed", lambda server, topic, queues: provisioned.append((topic, queues)))
+    monkeypatch.setattr(
+        cli, "_provision_seed", lambda server, topic, queues, fifo=False: provisioned.append((topic, queues))
+    )
     monkeypatch.setattr(cli.threading.Event, "wait", lambda self, timeout=None: True)
     monkeypatch.setattr(cli.signal, "signal", lambda signum, handler: None)  # leave pytest's handlers alone
     set_container(None)

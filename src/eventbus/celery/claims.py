@@ -95,7 +95,7 @@ class ClaimedMessages:
         """A claim-checked body arrived (or failed to): route the message with it, unless it was settled meanwhile
         (released at shutdown). Never raises, like :meth:`route`."""
         try:
-            if not _held(message):
+            if not still_held(message):
                 return
             body = self._claimed_body(message, claim, outcome)
             if body is not None:
@@ -135,7 +135,7 @@ class ClaimedMessages:
             return outcome  # judged as it is: not JSON, dead-lettered as malformed
 
 
-def _held(message: Message) -> bool:
+def still_held(message: Message) -> bool:
     """Whether the consumer still holds ``message`` (not settled, not released at shutdown)."""
     if message.acknowledged:
         return False

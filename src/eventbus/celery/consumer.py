@@ -40,6 +40,7 @@ from vine import promise
 
 from eventbus.celery.acks import SqsAcknowledger, queue_name, sqs_message_id
 from eventbus.celery.claims import ClaimedMessages, ClaimFetcher
+from eventbus.celery.fifo import GroupGate, message_group
 from eventbus.celery.outcomes import NO_METRICS, Rejection, reason_kind
 from eventbus.celery.redaction import REDACTOR, install
 from eventbus.celery.subscribe import subscriptions_of
@@ -65,7 +66,8 @@ class EventRouter(ClaimedMessages):
     registered for a message whose hand-off to the pool failed, and says whether a pool process has it already.
     ``metrics`` receives the events' fates (the process's telemetry, fetched once by the consumer). ``claims``
     fetches claim-checked bodies (``None``: a pointer is judged as the message it is, and dead-lettered);
-    ``keep_claimed`` leaves their objects in place.
+    ``keep_claimed`` leaves their objects in place. ``gate`` keeps FIFO message groups one message at a time (only
+    with eventbus's transport, which reports each settlement to it).
     """
 
     def __init__(
@@ -81,6 +83,7 @@ class EventRouter(ClaimedMessages):
         metrics: MetricHooks = NO_METRICS,
         claims: ClaimFetcher | None = None,
         keep_claimed: bool = False,
+        gate: GroupGate | None = None,
     ) -> None:
         self.registry = registry
         self.acknowledger = acknowledger
@@ -92,6 +95,7 @@ class EventRouter(ClaimedMessages):
         self.metrics = metrics
         self.claims = claims
         self.keep_claimed = keep_claimed
+        self.gate = gate
 
     def route(self, message: Message, run_task_message: Callable[[Message], Any]) -> Any:
         """Handle one message received by the worker.
@@ -100,6 +104,14 @@ class EventRouter(ClaimedMessages):
         the pool) settles this message alone (dead-lettered with the exception's type as reason) and the consumer
         goes on with the next one.
         """
+        group = message_group(message) if self.gate is not None else None
+        if group is None:
+            return self._route(message, run_task_message)
+        assert self.gate is not None
+        # FIFO: one message of the group at a time, in order (celery/fifo.py)
+        return self.gate.admit(group, message, partial(self._route, run_task_message=run_task_message))
+
+    def _route(self, message: Message, run_task_message: Callable[[Message], Any]) -> Any:
         try:
             headers = message.headers
             if isinstance(headers, dict) and "task" in headers:
@@ -231,6 +243,10 @@ class SQSConsumer(Consumer):  # type: ignore[misc]
             else "only as retries of event tasks (no EVENTBUS_SIGNING_KEY: other task messages are dead-lettered)",
         )
         self._eventbus_acknowledger = SqsAcknowledger()
+        gate = None
+        if channel is not None:
+            gate = self._eventbus_gate = GroupGate(self._eventbus_acknowledger.release)
+            channel.on_settled = gate.settled
         router = EventRouter(
             registry,
             self._eventbus_acknowledger,
@@ -242,6 +258,7 @@ class SQSConsumer(Consumer):  # type: ignore[misc]
             metrics=container.telemetry(),
             claims=ClaimFetcher(container.payload_store, settings.large_payload_max_bytes),
             keep_claimed=settings.large_payload_keep,
+            gate=gate,
         )
 
         def on_message(message: Message) -> Any:
@@ -273,7 +290,8 @@ class SQSConsumer(Consumer):  # type: ignore[misc]
         acknowledger = getattr(self, "_eventbus_acknowledger", None)
         if acknowledger is not None:  # dead-letter copies on their way: settle them before anything is released
             acknowledger.wait_for_copies(timeout=5.0)
-        released = self._release_unstarted(channel)
+        gate: GroupGate | None = getattr(self, "_eventbus_gate", None)
+        released = (gate.release_all() if gate is not None else 0) + self._release_unstarted(channel)
         if released:
             logger.info("eventbus: %s: released %d prefetched message(s) that had not started", why, released)
 

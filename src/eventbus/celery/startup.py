@@ -7,7 +7,8 @@ imported, a worker whose app has ``@subscribe`` tasks runs them):
   start (Celery's consumer would delete every event as an unknown message, logging its body);
 * an eventbus worker logs its effective settings (INFO, secrets and URL credentials masked), then checks that it
   consumes ``EVENTBUS_QUEUE_NAME``, that every queue it consumes exists (kombu would create a missing one, without a
-  dead-letter queue and unsubscribed), and that the event queue has a redrive policy and is subscribed to the topic.
+  dead-letter queue and unsubscribed), and that the event queue has a redrive policy, is FIFO exactly when
+  ``EVENTBUS_FIFO`` is on, and is subscribed to the topic.
 
 A failed check refuses the start (``EVENTBUS_STARTUP_CHECKS=error``, the default) or logs a WARNING (``warn``). A
 check that cannot be made (a permission missing, an SQS error, the endpoint unreachable) logs WARNING "could not
@@ -133,6 +134,12 @@ def _check_event_queue(
         found.problems.append(
             f"queue {facts.name} has no redrive policy (no dead-letter queue: events that cannot be handled would be "
             f"dropped or retried forever): {apply}"
+        )
+    if facts.fifo != settings.fifo:
+        kind, wanted = ("a FIFO", "off") if facts.fifo else ("a standard", "on")
+        found.problems.append(
+            f"queue {facts.name} is {kind} queue but EVENTBUS_FIFO is {wanted}: SQS cannot change that, the queue "
+            f"must be recreated (delete it, then {apply.removeprefix('run ')}) or EVENTBUS_FIFO set to match"
         )
     topic_arn = _topic_arn(settings, facts.arn)
     topic = topic_arn.rsplit(":", 1)[-1]

@@ -4,7 +4,8 @@
 The event names of the subscription's filter policy are the app's ``@subscribe`` tasks' (the consumer's registry
 reads the same tasks, so the queue receives exactly the events some handler takes); the queue's visibility timeout
 is checked against those tasks' hard time limits. With ``large_payload_bucket`` set (claim-check on) the topology holds
-that bucket and the filter policy matches the ``eventName`` message attribute instead of the body.
+that bucket and the filter policy matches the ``eventName`` message attribute instead of the body. With ``fifo`` the
+topic, the queue and its dead-letter queue are FIFO.
 """
 
 from __future__ import annotations
@@ -65,8 +66,8 @@ def handler_time_limits(app: Celery, tasks: Iterable[Any] | None = None) -> list
 def topology_for(app: Celery, settings: EventBusSettings) -> Topology:
     """The topology ``app`` and ``settings`` imply: the settings' topic and queue, the filter policy from the app's
     ``@subscribe`` handlers (none when ``settings.filter_policy`` is off), the visibility timeout checked against
-    their time limits, the service's tags, and the claim-check bucket with its expiry (``large_payload_bucket``,
-    ``large_payload_expiry_days``).
+    their time limits, the service's tags, the claim-check bucket with its expiry (``large_payload_bucket``,
+    ``large_payload_expiry_days``), and FIFO topic and queues (``fifo``).
 
     Raises:
         ConfigurationError: the filter policy would exceed SNS's limits, or the bucket name is not a valid one.
@@ -87,4 +88,5 @@ def topology_for(app: Celery, settings: EventBusSettings) -> Topology:
         tags={"eventbus:service": settings.service, "eventbus:environment": settings.environment},
         payload_bucket=settings.large_payload_bucket,
         payload_expiry_days=settings.large_payload_expiry_days,
+        fifo=settings.fifo,
     )

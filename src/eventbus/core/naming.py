@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Final
 
 _PAYLOAD_SUFFIX = "Payload"
 _SNAKE_PART = re.compile(r"_+([a-zA-Z0-9])")
@@ -24,6 +25,10 @@ def event_name_from_function_name(function_name: str) -> str:
     stripped = function_name.strip("_") or function_name
     camel = _SNAKE_PART.sub(lambda m: m.group(1).upper(), stripped)
     return lower_first(camel)
+
+
+#: How SNS and SQS name FIFO topics and queues.
+FIFO_SUFFIX: Final = ".fifo"
 
 
 def default_queue_name(environment: str, service: str) -> str:

@@ -50,6 +50,21 @@ class EventPayload(BaseModel, metaclass=_PayloadMeta):
     event_name: ClassVar[str | None] = None
     #: Marks every event of this class ``containsPersonalData``.
     contains_personal_data: ClassVar[bool] = False
+    #: FIFO: the payload field whose value is the event's message group (events of one group are handled in publish
+    #: order, one at a time). ``None``: the event's ``entityId``.
+    message_group_field: ClassVar[str | None] = None
+    #: FIFO: one message group for every event of this class (one order for all of them); wins over the field.
+    message_group: ClassVar[str | None] = None
+
+    def message_group_id(self) -> str | None:
+        """This event's FIFO message group when its class chooses one (``metadata.messageGroupId`` on the wire);
+        ``None``: the event's ``entityId`` (:func:`eventbus.core.fifo.message_group_of`)."""
+        if self.message_group:
+            return self.message_group
+        if self.message_group_field:
+            value = getattr(self, self.message_group_field)
+            return None if value is None else str(value)
+        return None
 
     @classmethod
     def get_event_name(cls) -> str:

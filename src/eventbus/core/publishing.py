@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pydantic import SecretStr
 
 from eventbus.core.envelope import Envelope, Metadata, utc_now
+from eventbus.core.fifo import GROUP_KEY
 from eventbus.core.payload import EventPayload
 from eventbus.core.trace_hooks import OutgoingTrace, ProducerOperation, TraceHooks
 from eventbus.core.tracing import child_traceparent, current_trace, new_traceparent
@@ -107,6 +108,9 @@ class EventPublisher:
             publisher_name=self._publisher_name,
             event_name=payload.get_event_name(),
         )
+        group = payload.message_group_id()
+        if group is not None:  # FIFO: a group the payload class chose (core/fifo.py); entityId needs no key
+            metadata.__pydantic_extra__ = {**(metadata.__pydantic_extra__ or {}), GROUP_KEY: group}
         return Envelope(metadata=metadata, payload=payload.to_wire())
 
     def publish(

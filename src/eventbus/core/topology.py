@@ -21,10 +21,11 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Final
 
+from eventbus.core.naming import FIFO_SUFFIX
 from eventbus.core.topology_bucket import EXPIRY_RULE_ID, DeployedBucket, PayloadBucketSpec, payload_bucket_of
 from eventbus.core.topology_documents import (
     FILTER_POLICY_MAX_BYTES,
@@ -76,8 +77,10 @@ DEAD_LETTER_RETENTION: Final = 1_209_600
 _SQS_MAX_VISIBILITY: Final = 43_200
 _SQS_MESSAGE_BYTES: Final = (1024, 1_048_576)
 _SQS_RECEIVE_COUNT: Final = (1, 1000)
-_QUEUE_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,80}")
-_TOPIC_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,256}")
+_NAME: Final = re.compile(r"[A-Za-z0-9_-]+")
+#: AWS's longest queue and topic names, a FIFO one's ``.fifo`` included.
+_QUEUE_NAME_MAX: Final = 80
+_TOPIC_NAME_MAX: Final = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +98,8 @@ class QueueSpec:
     required_visibility_timeout: int = 0
     #: The dead-letter queue's ``MessageRetentionPeriod``, seconds.
     dead_letter_retention: int = DEAD_LETTER_RETENTION
+    #: FIFO (``EVENTBUS_FIFO``): both queues and the topology's topics are FIFO, content-based deduplication off.
+    fifo: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +183,10 @@ class Change:
 
     ``resource`` is a topic name (the topic kinds, with ``max_message_bytes`` when SNS's default 262,144 is too small,
     and the subscription kinds: the queue's subscription to that topic)
-    or a queue name. ``values`` by kind: ``create-queue`` ``dead_letter`` (bool); ``set-queue-attributes`` only what
+    or a queue name. ``create-topic`` and ``create-queue`` have ``fifo: True`` for a FIFO one (``FifoTopic`` /
+    ``FifoQueue``, content-based deduplication off: AWS sets FIFO-ness at creation only); ``set-topic-attributes`` and
+    ``set-queue-attributes`` have ``content_based_deduplication: False`` when a FIFO one has it on.
+    ``values`` by kind: ``create-queue`` ``dead_letter`` (bool); ``set-queue-attributes`` only what
     differs of ``visibility_timeout``, ``max_message_bytes``, ``retention`` (seconds), ``redrive``
     (``{"dead_letter_queue": name, "max_receive_count": n}``), ``policy`` (``{"allow": topic names, "revoke": topic
     names}``); ``tag-queue`` ``tags``; the subscription kinds ``queue``, and ``raw_delivery`` and ``event_names``
@@ -197,11 +205,17 @@ class Change:
         kind, name, values = self.kind, self.resource, self.values
         if kind is ChangeKind.CREATE_TOPIC:
             size = values.get("max_message_bytes")
-            return f"+ create topic {name}" + (f" (max message size {size} bytes)" if size else "")
+            notes = ["FIFO"] if values.get("fifo") else []
+            notes += [f"max message size {size} bytes"] if size else []
+            return f"+ create topic {name}" + (f" ({', '.join(notes)})" if notes else "")
         if kind is ChangeKind.SET_TOPIC_ATTRIBUTES:
-            return f"~ set topic {name}: max message size {values.get('max_message_bytes')} bytes"
+            parts = [f"max message size {values['max_message_bytes']} bytes"] if "max_message_bytes" in values else []
+            parts += ["content-based deduplication off"] if "content_based_deduplication" in values else []
+            return f"~ set topic {name}: {'; '.join(parts)}"
         if kind is ChangeKind.CREATE_QUEUE:
-            return f"+ create queue {name}{' (dead-letter queue)' if values.get('dead_letter') else ''}"
+            notes = ["FIFO"] if values.get("fifo") else []
+            notes += ["dead-letter queue"] if values.get("dead_letter") else []
+            return f"+ create queue {name}" + (f" ({', '.join(notes)})" if notes else "")
         if kind is ChangeKind.SET_QUEUE_ATTRIBUTES:
             return f"~ set queue {name}: {'; '.join(_queue_values_text(values))}"
         if kind is ChangeKind.TAG_QUEUE:
@@ -227,6 +241,8 @@ def _queue_values_text(values: Mapping[str, Any]) -> list[str]:
         parts.append(f"maximum message size {values['max_message_bytes']} bytes")
     if "retention" in values:
         parts.append(f"retention {values['retention']} s")
+    if "content_based_deduplication" in values:
+        parts.append("content-based deduplication off")
     if "redrive" in values:
         redrive = values["redrive"]
         parts.append(f"redrive to {redrive['dead_letter_queue']} after {redrive['max_receive_count']} receives")
@@ -265,6 +281,9 @@ class DriftKind(StrEnum):
     EXTRA_SUBSCRIPTION = "extra-subscription"
     MISSING_BUCKET = "missing-bucket"
     BUCKET_LIFECYCLE = "bucket-lifecycle"
+    #: A queue or topic whose FIFO-ness differs from the code's: AWS cannot change it, it must be recreated.
+    FIFO = "fifo"
+    CONTENT_BASED_DEDUPLICATION = "content-based-deduplication"
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +316,7 @@ def topology_of(
     tags: Mapping[str, str] | None = None,
     payload_bucket: str | None = None,
     payload_expiry_days: int = 15,
+    fifo: bool = False,
 ) -> Topology:
     """The topology the code implies (``event_names=None``: the queue takes every event, no filter policy).
 
@@ -304,6 +324,9 @@ def topology_of(
     matches the ``eventName`` message attribute: a claim-checked event's body is a pointer without
     ``metadata.eventName``, which a body filter would drop. An expiry no longer than the dead-letter queue's retention
     gives a warning (a dead-lettered event would lose its body).
+
+    With ``fifo`` the topic, the queue and its dead-letter queue (``Q__dlq.fifo`` for ``Q.fifo``) are FIFO: their
+    names must end in ``.fifo``, and without it must not.
 
     No event name at all (no handler) subscribes the queue to nothing, with a warning: SNS refuses an empty filter
     policy, and no filter would deliver every event only for the worker to drop it. The visibility timeout is raised
@@ -313,11 +336,14 @@ def topology_of(
         ConfigurationError: the filter policy would exceed SNS's limits (names the count and the limit), a name is
             not a valid SQS queue, SNS topic or S3 bucket name, or a number is outside SQS's limits.
     """
-    dead_letter = f"{queue}{dead_letter_suffix}"
-    for what, name, pattern in (("topic", topic, _TOPIC_NAME), ("queue", queue, _QUEUE_NAME)):
-        if not pattern.fullmatch(name):
-            raise ConfigurationError(f"{what}: not a valid name (letters, digits, hyphens, underscores; no FIFO)")
-    if not _QUEUE_NAME.fullmatch(dead_letter):
+    tail = FIFO_SUFFIX if fifo else ""
+    dead_letter = f"{queue.removesuffix(tail) if fifo else queue}{dead_letter_suffix}{tail}"
+    for what, name, longest in (("topic", topic, _TOPIC_NAME_MAX), ("queue", queue, _QUEUE_NAME_MAX)):
+        if not _valid_name(name, longest, fifo):
+            rule = f"then {FIFO_SUFFIX}" if fifo else f"no {FIFO_SUFFIX} while FIFO is off"
+            text = f"letters, digits, hyphens, underscores, {rule}; at most {longest} characters"
+            raise ConfigurationError(f"{what}: not a valid name ({text})")
+    if not _valid_name(dead_letter, _QUEUE_NAME_MAX, fifo):
         raise ConfigurationError("dead_letter_suffix: the dead-letter queue's name is not a valid SQS queue name")
     _check_range("max_receive_count", max_receive_count, *_SQS_RECEIVE_COUNT)
     _check_range("visibility_timeout", visibility_timeout, 0, _SQS_MAX_VISIBILITY)
@@ -352,7 +378,14 @@ def topology_of(
             subscriptions = (SubscriptionSpec(topic, raw_delivery, names, scope),)
         else:
             warnings.append(f"no handler takes any event: queue {queue} is not subscribed to topic {topic}")
-    spec = QueueSpec(
-        queue, dead_letter, max_receive_count, chosen, max_message_bytes, dict(tags or {}), min(required, chosen)
-    )
+    tagged = dict(tags or {})
+    spec = QueueSpec(queue, dead_letter, max_receive_count, chosen, max_message_bytes, tagged, min(required, chosen))
+    spec = replace(spec, fifo=fifo) if fifo else spec
     return Topology((topic,), spec, subscriptions, tuple(warnings), bucket)
+
+
+def _valid_name(name: str, longest: int, fifo: bool) -> bool:
+    """A FIFO name is a valid standard one followed by ``.fifo``, the whole within AWS's length."""
+    if fifo and not name.endswith(FIFO_SUFFIX):
+        return False
+    return len(name) <= longest and _NAME.fullmatch(name.removesuffix(FIFO_SUFFIX) if fifo else name) is not None

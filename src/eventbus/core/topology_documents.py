@@ -1,6 +1,7 @@
 """The documents an adapter builds when it applies a topology change, and what the comparisons read back: the SNS
-filter policy (in its :class:`FilterScope`), the SQS queue policy merged with what is deployed, and the redrive
-policy, with AWS's limits on them. Pure, and below :mod:`eventbus.core.topology` (which re-exports the public names
+filter policy (in its :class:`FilterScope`) and the order a subscription's attributes are set in, the SQS queue policy
+merged with what is deployed, and the redrive policy, with AWS's limits on them; how a deployed queue's or topic's
+FIFO attributes differ from the code's. Pure, and below :mod:`eventbus.core.topology` (which re-exports the public names
 it had before they moved here); the claim-check bucket's lifecycle rules are :mod:`eventbus.core.topology_bucket`'s
 (re-exported here, where adapters found them first)."""
 
@@ -21,8 +22,11 @@ __all__ = [
     "FilterScope",
     "canonical",
     "compact_json",
+    "deduplication_problem",
     "document_of",
     "expiry_rule",
+    "fifo_drift",
+    "fifo_problem",
     "filter_policy",
     "filter_policy_names",
     "filter_policy_problem",
@@ -31,6 +35,7 @@ __all__ = [
     "queue_policy",
     "redrive_policy",
     "statements_of",
+    "subscription_attributes",
     "topic_name_of",
 ]
 
@@ -145,6 +150,51 @@ def filter_policy_problem(
     return f"{where}: filter policy {'; '.join(parts)}" if parts else None
 
 
+def fifo_problem(what: str, name: str, fifo: bool, attributes: Mapping[str, str]) -> str | None:
+    """How the FIFO-ness of the queue or topic (``what``) named ``name`` in its ``attributes`` (``FifoQueue`` /
+    ``FifoTopic``; absent: standard) differs from the code's ``fifo`` (``None``: it does not). AWS sets it at creation
+    only, so the text says the resource must be recreated."""
+    queue = what != "topic"
+    attribute = "FifoQueue" if queue else "FifoTopic"
+    found = str(attributes.get(attribute, "false")).lower() == "true"
+    if found == fifo:
+        return None
+    lost = "its messages are lost" if queue else "its subscriptions go with it"
+    kind, wanted = ("FIFO" if found else "standard"), ("FIFO" if fifo else "standard")
+    return (
+        f"{what} {name} is a {kind} {what}, the code wants a {wanted} one (EVENTBUS_FIFO): "
+        f"{'SQS' if queue else 'SNS'} cannot change {attribute} of an existing {what}, it must be "
+        f"recreated (delete it, then eventbus topology apply; {lost})"
+    )
+
+
+def deduplication_problem(what: str, name: str, attributes: Mapping[str, str]) -> str | None:
+    """What ``check`` reports when a FIFO queue or topic has ``ContentBasedDeduplication`` on (``None``: off)."""
+    if str(attributes.get("ContentBasedDeduplication", "false")).lower() != "true":
+        return None
+    return (
+        f"{what} {name} has content-based deduplication on, the code sets it off: events are deduplicated by their "
+        "id (MessageDeduplicationId), never by their body"
+    )
+
+
+def fifo_drift(
+    fifo: bool, found: Iterable[tuple[str, str, Mapping[str, str]]]
+) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """Of the queues and topics ``found`` (``(what, name, attributes)``): the texts of those whose FIFO-ness differs
+    from the code's ``fifo`` (:func:`fifo_problem`), and, the code's FIFO, ``(what, name, text)`` of those with
+    content-based deduplication on (:func:`deduplication_problem`)."""
+    recreate: list[str] = []
+    deduplicating: list[tuple[str, str, str]] = []
+    for what, name, attributes in found:
+        problem = fifo_problem(what, name, fifo, attributes)
+        if problem:
+            recreate.append(problem)
+        elif fifo and (text := deduplication_problem(what, name, attributes)):
+            deduplicating.append((what, name, text))
+    return recreate, deduplicating
+
+
 def filter_policy_names(policy: Any, scope: FilterScope) -> set[str] | None:
     """The event names of a filter policy shaped as :func:`filter_policy`'s for ``scope``, else None."""
     if scope is FilterScope.BODY:
@@ -158,6 +208,32 @@ def filter_policy_names(policy: Any, scope: FilterScope) -> set[str] | None:
     if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
         return None
     return set(names)
+
+
+def subscription_attributes(values: Mapping[str, Any], *, creating: bool) -> list[tuple[str, str]]:
+    """The subscription's attributes, in the order they are set one by one (an attribute may come twice).
+
+    A body filter policy (nested, on ``metadata.eventName``) is valid only in ``MessageBody`` scope, an attribute one
+    (flat, on ``eventName``) in both: so the scope goes first when it becomes ``MessageBody``, and after the flat
+    policy when it becomes ``MessageAttributes`` (a change of scope passes through the flat policy in ``MessageBody``
+    scope). The flat policy is then set once more: moto (the embedded emulator) builds its matcher when the policy is
+    set, in the scope of that moment, and would go on matching the body.
+    """
+    attributes = []
+    if "raw_delivery" in values:
+        attributes.append(("RawMessageDelivery", "true" if values["raw_delivery"] else "false"))
+    if "event_names" in values:
+        names = values["event_names"]
+        if names is not None:
+            scope = FilterScope(values.get("filter_scope", FilterScope.BODY))
+            policy = ("FilterPolicy", compact_json(filter_policy(names, scope)))
+            if scope is FilterScope.BODY:
+                attributes += [("FilterPolicyScope", scope.value), policy]
+            else:
+                attributes += [policy, ("FilterPolicyScope", scope.value)] + ([] if creating else [policy])
+        elif not creating:
+            attributes.append(("FilterPolicy", "{}"))  # how SNS is told to drop a subscription's filter policy
+    return attributes
 
 
 def merge_queue_policy(

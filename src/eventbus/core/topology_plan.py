@@ -6,6 +6,10 @@ Pure, like :mod:`eventbus.core.topology`. Each comparison returns what differs (
 does not report: tags, the dead-letter queue's retention and, with ``prune``, eventbus's queue-policy statements for
 topics the queue no longer subscribes to.
 
+FIFO-ness (``FifoQueue``, ``FifoTopic``) is set at creation only: a deployed queue or topic whose FIFO-ness differs
+from the code's is drift, and ``plan`` refuses (:class:`~eventbus.errors.ConfigurationError` naming it) rather than
+list changes that cannot make it match; content-based deduplication of a FIFO one is reported and switched off.
+
 The claim-check bucket comes first (a publisher may store bodies as soon as the topic exists); its lifecycle rule is
 judged by :mod:`eventbus.core.topology_bucket`. A filter policy is judged in its scope: the code's
 :class:`~eventbus.core.topology.FilterScope` against the deployed ``FilterPolicyScope``, then the event names in the
@@ -38,24 +42,35 @@ from eventbus.core.topology import (
 from eventbus.core.topology_bucket import bucket_problem, lifecycle_problem
 from eventbus.core.topology_documents import (
     canonical,
+    deduplication_problem,
     document_of,
+    fifo_drift,
     filter_policy_problem,
     merge_queue_policy,
     statements_of,
 )
+from eventbus.errors import ConfigurationError
 
 __all__ = ["drift", "plan"]
 
 
 def plan(topology: Topology, deployed: Deployed, *, prune: bool = False) -> list[Change]:
     """The changes that make ``deployed`` match ``topology`` (see :class:`~eventbus.core.topology.Change`); with
-    ``prune``, also the subscriptions and queue-policy statements for topics the code no longer uses removed."""
+    ``prune``, also the subscriptions and queue-policy statements for topics the code no longer uses removed.
+
+    Raises:
+        ConfigurationError: a queue or topic is FIFO where the code's is standard, or the other way round (AWS cannot
+            change that: it must be recreated); the text names each.
+    """
+    refused = _fifo_drift(topology, deployed)[0]
+    if refused:
+        raise ConfigurationError(f"plan cannot make the deployment match the code: {'; '.join(refused)}")
     spec = topology.queue
     changes = _bucket_changes(topology, deployed)
     changes += _topic_changes(topology, deployed)
     dead_letter = deployed.dead_letter_queue
-    changes += _queue_changes(spec.dead_letter_name, dead_letter, _dead_letter_values(spec, dead_letter), True)
-    changes += _queue_changes(spec.name, deployed.queue, _queue_values(topology, deployed), False)
+    changes += _queue_changes(spec, dead_letter, _dead_letter_values(spec, dead_letter), True)
+    changes += _queue_changes(spec, deployed.queue, _queue_values(topology, deployed), False)
     for name, found in ((spec.dead_letter_name, dead_letter), (spec.name, deployed.queue)):
         tags = {key: value for key, value in spec.tags.items() if found is None or found.tags.get(key) != value}
         if tags:
@@ -96,6 +111,9 @@ def drift(topology: Topology, deployed: Deployed) -> list[Drift]:
         for name in _topics(topology)
         if name not in deployed.topics
     ]
+    recreate, deduplicating = _fifo_drift(topology, deployed)
+    found += [Drift(DriftKind.FIFO, problem) for problem in recreate]
+    found += [Drift(DriftKind.CONTENT_BASED_DEDUPLICATION, problem) for _, _, problem in deduplicating]
     found += [
         Drift(
             DriftKind.MAX_MESSAGE_SIZE,
@@ -169,15 +187,27 @@ def _bucket_drift(topology: Topology, deployed: Deployed) -> list[Drift]:
 
 
 def _topic_changes(topology: Topology, deployed: Deployed) -> list[Change]:
-    """Create the missing topics; raise the ``MaximumMessageSize`` of those that would refuse the code's events."""
+    """Create the missing topics; raise the ``MaximumMessageSize`` of those that would refuse the code's events, and
+    switch off content-based deduplication of FIFO ones."""
     wanted = topology.queue.max_message_bytes
     size = {"max_message_bytes": wanted} if wanted > SNS_DEFAULT_MAX_MESSAGE_BYTES else {}
-    changes = [Change(ChangeKind.CREATE_TOPIC, name, size) for name in _topics(topology) if name not in deployed.topics]
-    changes += [
-        Change(ChangeKind.SET_TOPIC_ATTRIBUTES, name, {"max_message_bytes": wanted})
-        for name, _ in _small_topics(topology, deployed)
+    created = size | ({"fifo": True} if topology.queue.fifo else {})
+    changes = [
+        Change(ChangeKind.CREATE_TOPIC, name, created) for name in _topics(topology) if name not in deployed.topics
     ]
-    return changes
+    values = {name: {"max_message_bytes": wanted} for name, _ in _small_topics(topology, deployed)}
+    for name in (name for what, name, _ in _fifo_drift(topology, deployed)[1] if what == "topic"):
+        values.setdefault(name, {})["content_based_deduplication"] = False
+    return changes + [Change(ChangeKind.SET_TOPIC_ATTRIBUTES, name, found) for name, found in values.items()]
+
+
+def _fifo_drift(topology: Topology, deployed: Deployed) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """:func:`fifo_drift` of the topology's topics (those whose attributes were read) and queues found."""
+    read = deployed.topic_attributes
+    found = [("topic", name, read[name]) for name in _topics(topology) if name in read]
+    queues = (("dead-letter queue", deployed.dead_letter_queue), ("queue", deployed.queue))
+    found += [(what, queue.name, queue.attributes) for what, queue in queues if queue is not None]
+    return fifo_drift(topology.queue.fifo, found)
 
 
 def _small_topics(topology: Topology, deployed: Deployed) -> list[tuple[str, int]]:
@@ -203,8 +233,12 @@ def _extra_subscriptions(topology: Topology, deployed: Deployed) -> list[Deploye
     return [subscription for subscription in deployed.subscriptions if subscription.topic not in wanted]
 
 
-def _queue_changes(name: str, found: DeployedQueue | None, values: dict[str, Any], dead_letter: bool) -> list[Change]:
-    changes = [] if found else [Change(ChangeKind.CREATE_QUEUE, name, {"dead_letter": dead_letter})]
+def _queue_changes(
+    spec: QueueSpec, found: DeployedQueue | None, values: dict[str, Any], dead_letter: bool
+) -> list[Change]:
+    name = spec.dead_letter_name if dead_letter else spec.name
+    created = {"dead_letter": dead_letter} | ({"fifo": True} if spec.fifo else {})
+    changes = [] if found else [Change(ChangeKind.CREATE_QUEUE, name, created)]
     return changes + ([Change(ChangeKind.SET_QUEUE_ATTRIBUTES, name, values)] if values else [])
 
 
@@ -215,6 +249,8 @@ def _dead_letter_values(spec: QueueSpec, found: DeployedQueue | None) -> dict[st
         values["max_message_bytes"] = spec.max_message_bytes
     if _int(attributes.get("MessageRetentionPeriod")) != spec.dead_letter_retention:
         values["retention"] = spec.dead_letter_retention
+    if spec.fifo and deduplication_problem("dead-letter queue", spec.dead_letter_name, attributes):
+        values["content_based_deduplication"] = False
     return values
 
 
@@ -226,6 +262,8 @@ def _queue_values(topology: Topology, deployed: Deployed) -> dict[str, Any]:
         values["visibility_timeout"] = spec.visibility_timeout
     if found is None or _size_problem(spec.name, spec.max_message_bytes, attributes):
         values["max_message_bytes"] = spec.max_message_bytes
+    if spec.fifo and deduplication_problem("queue", spec.name, attributes):
+        values["content_based_deduplication"] = False
     if found is None or _redrive_problem(spec, attributes, deployed.dead_letter_queue):
         values["redrive"] = {"dead_letter_queue": spec.dead_letter_name, "max_receive_count": spec.max_receive_count}
     topics = tuple(subscription.topic for subscription in topology.subscriptions)

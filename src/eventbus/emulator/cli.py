@@ -55,7 +55,8 @@ def run_emulator(argv: list[str] | None = None) -> int:
                 from eventbus.container import get_container
 
                 settings = get_container().settings()
-                _provision_seed(server, args.topic or settings.topic, args.queues or [settings.queue_name])
+                topic, queues = args.topic or settings.topic, args.queues or [settings.queue_name]
+                _provision_seed(server, topic, queues, settings.fifo)
         except (EventBusError, ValidationError) as exc:
             # the server thread would keep the process alive: stop it before reporting
             server.stop()
@@ -76,10 +77,11 @@ def run_emulator(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _provision_seed(server: Any, topic: str, queues: list[str]) -> None:
+def _provision_seed(server: Any, topic: str, queues: list[str], fifo: bool) -> None:
     from eventbus.adapters.aws import provision
 
-    done = provision(server.client("sns"), server.client("sqs"), topic=topic, queues=queues)
+    # EVENTBUS_FIFO: FIFO topic and queues (their names end in .fifo)
+    done = provision(server.client("sns"), server.client("sqs"), topic=topic, queues=queues, fifo=fifo)
     print(f"topic  {done.topic_arn}")
     for queue in done.queues.values():
         print(f"queue  {queue.url}  (dead-letter queue {queue.dead_letter_url})")
@@ -104,7 +106,7 @@ def _provision_app(server: Any, spec: str) -> None:
     for change in changes:
         print(f"  {change}")
     names = [s.topic for s in topology.subscriptions]
-    print(f"topic  {', '.join(topology.publishes_to)}")
+    print(f"topic  {', '.join(topology.publishes_to)}{' (FIFO)' if topology.queue.fifo else ''}")
     print(
         f"queue  {topology.queue.name}  (dead-letter queue {topology.queue.dead_letter_name}), subscribed to "
         f"{', '.join(names) or 'nothing'}"

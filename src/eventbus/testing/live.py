@@ -20,6 +20,7 @@ wrote, the values of :data:`SECRET_VARIABLES` masked.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -210,7 +211,8 @@ class LiveWorker:
         self.emulator = emulator
         self.concurrency = concurrency
         self.ready_timeout = ready_timeout
-        self._env = {"EVENTBUS_QUEUE_NAME": f"eventbus_live_{uuid.uuid4().hex[:12]}", **(env or {})}
+        fifo = {**os.environ, **(env or {})}.get("EVENTBUS_FIFO", "").lower() in {"1", "on", "t", "true", "y", "yes"}
+        self._env = {"EVENTBUS_QUEUE_NAME": f"eventbus_live_{uuid.uuid4().hex[:12]}" + ".fifo" * fifo, **(env or {})}
         self._full_env: dict[str, str] = {}
         self._process: subprocess.Popen[bytes] | None = None
         self._reader: threading.Thread | None = None
@@ -241,10 +243,8 @@ class LiveWorker:
             if not messages:
                 break
             for message in messages:
-                try:
+                with contextlib.suppress(EnvelopeError):  # not an event: another publisher's business
                     self._seen.append(decode_message_body(message["Body"]))
-                except EnvelopeError:
-                    continue  # not an event: another publisher's business
             entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
             sqs.delete_message_batch(QueueUrl=self._spy_url, Entries=entries)
         return list(self._seen)
@@ -273,14 +273,14 @@ class LiveWorker:
 
     def _subscribe_spy(self, topic: str) -> None:
         sns, sqs = self.emulator.client("sns"), self.emulator.client("sqs")
-        topic_arn = sns.create_topic(Name=topic)["TopicArn"]
+        fifo = {"FifoTopic": "true", "ContentBasedDeduplication": "false"} if topic.endswith(".fifo") else {}
+        topic_arn = sns.create_topic(Name=topic, Attributes=fifo)["TopicArn"]  # FIFO: named with its attributes
         self._spy_url = sqs.create_queue(QueueName=f"eventbus_live_spy_{uuid.uuid4().hex[:12]}")["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=self._spy_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         raw = {"RawMessageDelivery": "true"}
-        subscribed = sns.subscribe(
+        self._spy_subscription = sns.subscribe(
             TopicArn=topic_arn, Protocol="sqs", Endpoint=arn, Attributes=raw, ReturnSubscriptionArn=True
-        )
-        self._spy_subscription = subscribed["SubscriptionArn"]
+        )["SubscriptionArn"]
 
     def _launch(self, queue: str) -> None:
         self._full_env = {**os.environ, **self.emulator.env(), **self._env, "PYTHONUNBUFFERED": "1"}

@@ -1,5 +1,5 @@
-"""Read-only look-ups a worker makes before it consumes: does a queue exist, has it a redrive policy, is it subscribed
-to a topic, which queues have a similar name. Nothing here creates or changes anything.
+"""Read-only look-ups a worker makes before it consumes: does a queue exist, has it a redrive policy, is it FIFO, is it
+subscribed to a topic, which queues have a similar name. Nothing here creates or changes anything.
 
 Each call is bounded (:data:`CONNECT_TIMEOUT`, :data:`READ_TIMEOUT`, :data:`MAX_ATTEMPTS`), so an unreachable endpoint
 costs seconds, not the minutes of botocore's defaults. A failed call (no permission, an SQS error, no connection)
@@ -38,6 +38,8 @@ class QueueFacts:
     arn: str
     #: The queue's ``RedrivePolicy`` attribute (empty: no dead-letter queue).
     redrive_policy: str
+    #: A FIFO queue (``FifoQueue``; a standard queue has none).
+    fifo: bool = False
 
 
 class QueueInspector:
@@ -86,11 +88,12 @@ class QueueInspector:
                 if error_code(exc) in NO_QUEUE:
                     return None
                 raise
-            names = ["QueueArn", "RedrivePolicy"]
+            names = ["QueueArn", "RedrivePolicy", "FifoQueue"]
             attributes = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names).get("Attributes", {})
         except (ClientError, BotoCoreError) as exc:
             raise TransportError(vendor_reason(exc)) from exc
-        return QueueFacts(name, url, attributes.get("QueueArn", ""), attributes.get("RedrivePolicy", ""))
+        fifo = attributes.get("FifoQueue", "false").lower() == "true"
+        return QueueFacts(name, url, attributes.get("QueueArn", ""), attributes.get("RedrivePolicy", ""), fifo)
 
     def names_like(self, prefix: str, limit: int = 100) -> list[str]:
         """Names of the queues starting with ``prefix`` (one ``ListQueues`` call, at most ``limit``).

@@ -18,6 +18,9 @@ cannot help, which is how the outbox relay tells them from an outage.
 stored fails its position like a failed call (an object stored for a publish that then fails stays until the bucket's
 lifecycle rule expires it).
 
+On a FIFO topic (its name ends in ``.fifo``) each message carries its event's message group and a deduplication id
+(:mod:`eventbus.core.fifo`), and a batch never sends an event after an earlier one of its group failed.
+
 :func:`longest_publish_batch` is how long a batch can take at worst with a client's timeouts and attempts; the
 container checks the outbox's claim lease against it.
 """
@@ -34,6 +37,8 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from eventbus.core.claim_check import DEFAULT_MAX_STORED_BYTES, SIZE_ATTRIBUTE, size_attribute
 from eventbus.core.envelope import Envelope
+from eventbus.core.fifo import deduplication_id_of, message_group_of
+from eventbus.core.naming import FIFO_SUFFIX
 from eventbus.core.telemetry import Telemetry
 from eventbus.errors import ClaimCheckError, EnvelopeError, EnvelopeRejection, PublishError
 from eventbus.ports import PayloadStore, Publisher
@@ -140,6 +145,8 @@ class SnsPublisher(Publisher):
         if claim_check_threshold is not None and claim_check_threshold <= 0:
             raise ValueError("SnsPublisher's claim_check_threshold must be positive")
         self.payload_store = payload_store
+        #: A FIFO topic (its name ends in ``.fifo``): every message gets a group and a deduplication id.
+        self.fifo = (topic_arn or topic_name or "").endswith(FIFO_SUFFIX)
         self.claim_check_threshold = min(claim_check_threshold or self.max_message_bytes, self.max_message_bytes)
         self.claim_check_max_bytes = claim_check_max_bytes
 
@@ -168,8 +175,9 @@ class SnsPublisher(Publisher):
         detail = f"event {envelope.event_name!r} is {size} bytes, limit is {limit}"
         return EnvelopeError(EnvelopeRejection.OVERSIZED, detail)
 
-    def _message(self, envelope: Envelope) -> tuple[str, dict[str, Any], int]:
-        """The SNS message for ``envelope``, its attributes and the size SNS counts; a pointer when claim-checked.
+    def _message(self, envelope: Envelope) -> tuple[dict[str, Any], int]:
+        """The SNS message for ``envelope`` (``Message``, ``MessageAttributes`` and, on a FIFO topic, its group and
+        deduplication ids: :mod:`eventbus.core.fifo`) and the size SNS counts; a pointer when claim-checked.
 
         Raises:
             EnvelopeError: ``oversized``, too large even for the claim-check.
@@ -180,23 +188,31 @@ class SnsPublisher(Publisher):
         refusal = self._too_large(envelope, size)
         if refusal is not None:
             raise refusal
-        if self.payload_store is None or size <= self.claim_check_threshold:
-            return message, attributes, size
-        body = message.encode("utf-8", "surrogatepass")
-        pointer = self.payload_store.put(body)
-        message, attributes = pointer.to_json(), {**attributes, SIZE_ATTRIBUTE: size_attribute(len(body))}
-        return message, attributes, _size(message, attributes)
+        fifo = (
+            {
+                "MessageGroupId": message_group_of(envelope),
+                "MessageDeduplicationId": deduplication_id_of(envelope, message),
+            }
+            if self.fifo
+            else {}
+        )
+        if self.payload_store is not None and size > self.claim_check_threshold:
+            body = message.encode("utf-8", "surrogatepass")
+            pointer = self.payload_store.put(body)
+            message, attributes = pointer.to_json(), {**attributes, SIZE_ATTRIBUTE: size_attribute(len(body))}
+            size = _size(message, attributes)
+        return {"Message": message, "MessageAttributes": attributes, **fifo}, size
 
     def publish(self, envelope: Envelope) -> str:
         """Publish one envelope; return SNS's MessageId."""
         try:
-            message, attributes, _ = self._message(envelope)
+            fields, _ = self._message(envelope)
         except EnvelopeError as refusal:
             raise PublishError(f"SNS publish refused: {refusal.detail}") from refusal
         except ClaimCheckError as exc:
             raise PublishError(f"SNS publish of {envelope.event_name!r} failed: {exc}") from exc
         try:
-            response = self._client.publish(TopicArn=self.topic_arn, Message=message, MessageAttributes=attributes)
+            response = self._client.publish(TopicArn=self.topic_arn, **fields)
         except (ClientError, BotoCoreError) as exc:
             raise PublishError(f"SNS publish of {envelope.event_name!r} failed: {exc}") from exc
         return response["MessageId"]
@@ -212,7 +228,7 @@ class SnsPublisher(Publisher):
         room = 0  # bytes left in the last call
         for n, envelope in enumerate(envelopes):
             try:
-                message, attributes, size = self._message(envelope)
+                fields, size = self._message(envelope)
             except EnvelopeError as refusal:
                 refused[str(n)] = refusal
                 continue
@@ -222,35 +238,65 @@ class SnsPublisher(Publisher):
             if not calls or len(calls[-1]) == SNS_BATCH_SIZE or size > room:
                 calls.append([])
                 room = self.max_batch_bytes
-            calls[-1].append({"Id": str(n), "Message": message, "MessageAttributes": attributes})
+            calls[-1].append({"Id": str(n), **fields})
             room -= size
         return calls, refused, unstored
 
+    @staticmethod
+    def _stop_groups(stopped: dict[str, int], group_of: dict[str, str], failed_ids: Sequence[str]) -> None:
+        for failed_id in failed_ids:
+            group = group_of.get(failed_id)
+            if group is not None:
+                stopped[group] = min(stopped.get(group, int(failed_id)), int(failed_id))
+
     def publish_batch(self, envelopes: Sequence[Envelope]) -> list[str]:
-        """Publish in ``PublishBatch`` calls within SNS's limits; every call is tried before failures are raised."""
+        """Publish in ``PublishBatch`` calls within SNS's limits; every call is tried before failures are raised.
+
+        On a FIFO topic an event is not sent after an earlier event of its message group failed in this batch: it
+        fails too ("held back"), so a retry sends the group in order.
+        """
         ids: list[str] = [""] * len(envelopes)
         calls, refused, unstored = self._calls(envelopes)
         failed: list[str] = [*refused, *unstored]
         reasons: list[str] = [f"{n}: {refusal.detail}" for n, refusal in refused.items()]
         reasons += [f"{n}: {exc}" for n, exc in unstored.items()]
-        for k, entries in enumerate(calls):
+        # FIFO: an event whose group had an earlier event fail is not sent (it would overtake it); its group's first
+        # failure, by position
+        group_of = {e["Id"]: e["MessageGroupId"] for call in calls for e in call if "MessageGroupId" in e}
+        stopped: dict[str, int] = {}
+        if self.fifo:
+            for n in sorted(map(int, failed)):
+                stopped.setdefault(message_group_of(envelopes[n]), n)
+        for k, planned in enumerate(calls):
+            entries = [e for e in planned if stopped.get(group_of.get(e["Id"], ""), len(envelopes)) > int(e["Id"])]
+            held = [e["Id"] for e in planned if e not in entries]
+            if held:
+                failed.extend(held)
+                reasons.append(f"{', '.join(held)}: held back behind an earlier failure of their message group")
+            if not entries:
+                continue
             self.telemetry.batch_sent(operation="publish", size=len(entries))
             try:
                 response = self._client.publish_batch(TopicArn=self.topic_arn, PublishBatchRequestEntries=entries)
             except _UNREACHABLE as exc:
-                failed.extend(entry["Id"] for later in calls[k:] for entry in later)
+                failed.extend(entry["Id"] for entry in entries)
+                failed.extend(entry["Id"] for later in calls[k + 1 :] for entry in later)
                 reasons.append(str(exc))
                 break
             except (ClientError, BotoCoreError) as exc:
                 failed.extend(entry["Id"] for entry in entries)
                 reasons.append(str(exc))
+                self._stop_groups(stopped, group_of, [entry["Id"] for entry in entries])
                 continue
             for ok in response.get("Successful", []):
                 ids[int(ok["Id"])] = ok["MessageId"]
+            bad_ids = [str(bad["Id"]) for bad in response.get("Failed", [])]
             for bad in response.get("Failed", []):
                 failed.append(bad["Id"])
                 reasons.append(f"{bad['Id']}: {bad.get('Code', '?')}")
+            self._stop_groups(stopped, group_of, bad_ids)
         if failed:
+            failed.sort(key=int)
             error = PublishError(
                 f"SNS publish_batch: {len(failed)} of {len(envelopes)} failed ({'; '.join(reasons[:3])})",
                 failed_ids=tuple(failed),

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 from botocore.exceptions import BotoCoreError, ClientError
 
 from eventbus.adapters.aws.failures import NO_QUEUE, error_code, vendor_reason
+from eventbus.core.naming import FIFO_SUFFIX
 from eventbus.core.topology import (
     Change,
     ChangeKind,
@@ -34,12 +35,15 @@ from eventbus.core.topology import (
     DeployedBucket,
     DeployedQueue,
     DeployedSubscription,
-    FilterScope,
     Topology,
     compact_json,
-    filter_policy,
 )
-from eventbus.core.topology_documents import merge_lifecycle_rules, merge_queue_policy, redrive_policy
+from eventbus.core.topology_documents import (
+    merge_lifecycle_rules,
+    merge_queue_policy,
+    redrive_policy,
+    subscription_attributes,
+)
 from eventbus.errors import ConfigurationError, TransportError
 from eventbus.ports import TopologyStore
 
@@ -79,8 +83,8 @@ class Provisioned:
     queues: dict[str, ProvisionedQueue] = field(default_factory=dict)
 
 
-def _queue(sqs: Any, name: str, attributes: dict[str, str]) -> tuple[str, str]:
-    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+def _queue(sqs: Any, name: str, attributes: dict[str, str], fifo: bool) -> tuple[str, str]:
+    url = sqs.create_queue(QueueName=name, **_fifo("Queue", fifo))["QueueUrl"]
     if attributes:
         # set separately: create_queue refuses an existing queue whose attributes differ
         sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
@@ -98,16 +102,20 @@ def provision(
     max_receive_count: int = 5,
     visibility_timeout: int = 30,
     raw_delivery: bool = False,
+    fifo: bool = False,
 ) -> Provisioned:
     """Create ``topic`` and, for each queue, the queue, its dead-letter queue with a redrive policy, and the
     subscription, through these clients (their region, endpoint and credentials). Safe to call again: existing
-    resources are reused and their attributes updated."""
-    topic_arn = sns.create_topic(Name=topic)["TopicArn"]
+    resources are reused and their attributes updated. With ``fifo`` all are FIFO (names ending in ``.fifo``; the
+    dead-letter queue of ``Q.fifo`` is ``Q__dlq.fifo``)."""
+    topic_arn = sns.create_topic(Name=topic, **_fifo("Topic", fifo))["TopicArn"]
     result: dict[str, ProvisionedQueue] = {}
     for name in queues:
-        dlq_url, dlq_arn = _queue(sqs, f"{name}{dead_letter_suffix}", {})
+        tail = FIFO_SUFFIX if fifo else ""
+        dlq_url, dlq_arn = _queue(sqs, f"{name.removesuffix(tail)}{dead_letter_suffix}{tail}", {}, fifo)
         redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)})
-        url, arn = _queue(sqs, name, {"VisibilityTimeout": str(visibility_timeout), "RedrivePolicy": redrive})
+        attributes = {"VisibilityTimeout": str(visibility_timeout), "RedrivePolicy": redrive}
+        url, arn = _queue(sqs, name, attributes, fifo)
         subscription = sns.subscribe(
             TopicArn=topic_arn,
             Protocol="sqs",
@@ -240,15 +248,15 @@ class _Run:
         """Make one change."""
         name, values = change.resource, change.values
         if change.kind is ChangeKind.CREATE_TOPIC:
-            arn = self._sns.create_topic(Name=name)["TopicArn"]
+            arn = self._sns.create_topic(Name=name, **_fifo("Topic", values.get("fifo", False)))["TopicArn"]
             self._topics()[name] = arn
-            if values.get("max_message_bytes"):
-                _set_topic_size(self._sns, arn, int(values["max_message_bytes"]))
+            _set_topic_attributes(self._sns, arn, {"max_message_bytes": values.get("max_message_bytes")})
         elif change.kind is ChangeKind.SET_TOPIC_ATTRIBUTES:
-            _set_topic_size(self._sns, self._topics()[name], int(values["max_message_bytes"]))
+            _set_topic_attributes(self._sns, self._topics()[name], values)
         elif change.kind is ChangeKind.CREATE_QUEUE:
-            # no attributes here: CreateQueue refuses an existing queue whose attributes differ from those given
-            self._urls[name] = self._sqs.create_queue(QueueName=name)["QueueUrl"]
+            # FIFO-ness only (it cannot be set later): CreateQueue refuses an existing queue whose attributes differ
+            fifo = _fifo("Queue", values.get("fifo", False))
+            self._urls[name] = self._sqs.create_queue(QueueName=name, **fifo)["QueueUrl"]
         elif change.kind is ChangeKind.SET_QUEUE_ATTRIBUTES:
             url, _ = self._queue(name)
             attributes = cast("dict[QueueAttributeNameType, str]", self._queue_attributes(name, values))
@@ -260,14 +268,14 @@ class _Run:
                 TopicArn=self._topic_arn(name),
                 Protocol="sqs",
                 Endpoint=self._queue(values["queue"])[1],
-                Attributes=dict(_subscription_attributes(values, creating=True)),
+                Attributes=dict(subscription_attributes(values, creating=True)),
                 ReturnSubscriptionArn=True,
             )
         elif change.kind in _BUCKET_KINDS:
             self._bucket(change)
         elif change.kind is ChangeKind.SET_SUBSCRIPTION_ATTRIBUTES:
-            # one call per attribute, in the order _subscription_attributes gives: each state on the way is valid
-            for attribute, value in _subscription_attributes(values, creating=False):
+            # one call per attribute, in the order subscription_attributes gives: each state on the way is valid
+            for attribute, value in subscription_attributes(values, creating=False):
                 self._sns.set_subscription_attributes(
                     SubscriptionArn=values["subscription_arn"], AttributeName=attribute, AttributeValue=value
                 )
@@ -304,11 +312,12 @@ class _Run:
 
     def _queue_attributes(self, name: str, values: Mapping[str, Any]) -> dict[str, str]:
         attributes = {
-            attribute: str(values[key])
+            attribute: _text(values[key])
             for key, attribute in (
                 ("visibility_timeout", "VisibilityTimeout"),
                 ("max_message_bytes", "MaximumMessageSize"),
                 ("retention", "MessageRetentionPeriod"),
+                ("content_based_deduplication", "ContentBasedDeduplication"),
             )
             if key in values
         }
@@ -348,33 +357,18 @@ class _Run:
         return self._queues[name]
 
 
-def _subscription_attributes(values: Mapping[str, Any], *, creating: bool) -> list[tuple[str, str]]:
-    """The subscription's attributes, in the order they are set one by one (an attribute may come twice).
-
-    A body filter policy (nested, on ``metadata.eventName``) is valid only in ``MessageBody`` scope, an attribute one
-    (flat, on ``eventName``) in both: so the scope goes first when it becomes ``MessageBody``, and after the flat
-    policy when it becomes ``MessageAttributes`` (a change of scope passes through the flat policy in ``MessageBody``
-    scope). The flat policy is then set once more: moto (the embedded emulator) builds its matcher when the policy is
-    set, in the scope of that moment, and would go on matching the body.
-    """
-    attributes = []
-    if "raw_delivery" in values:
-        attributes.append(("RawMessageDelivery", "true" if values["raw_delivery"] else "false"))
-    if "event_names" in values:
-        names = values["event_names"]
-        if names is not None:
-            scope = FilterScope(values.get("filter_scope", FilterScope.BODY))
-            policy = ("FilterPolicy", compact_json(filter_policy(names, scope)))
-            if scope is FilterScope.BODY:
-                attributes += [("FilterPolicyScope", scope.value), policy]
-            else:
-                attributes += [policy, ("FilterPolicyScope", scope.value)] + ([] if creating else [policy])
-        elif not creating:
-            attributes.append(("FilterPolicy", "{}"))  # how SNS is told to drop a subscription's filter policy
-    return attributes
-
-
 _BUCKET_KINDS: Final = (ChangeKind.CREATE_BUCKET, ChangeKind.SET_BUCKET_LIFECYCLE)
+
+
+def _fifo(kind: str, fifo: bool) -> dict[str, Any]:
+    """``CreateTopic`` (``kind`` ``"Topic"``) or ``CreateQueue`` (``"Queue"``) arguments making it FIFO, content-based
+    deduplication off; none for a standard one (moto takes any ``FifoTopic`` value given, even "false", as FIFO)."""
+    return {"Attributes": {f"Fifo{kind}": "true", "ContentBasedDeduplication": "false"}} if fifo else {}
+
+
+def _text(value: Any) -> str:
+    """An attribute value as AWS spells it (``true``/``false`` for flags)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _no_s3_client() -> ConfigurationError:
@@ -392,6 +386,12 @@ def _json(text: str | None) -> dict[str, Any] | None:
     return document if isinstance(document, dict) else None
 
 
-def _set_topic_size(sns: SNSClient, arn: str, size: int) -> None:
-    """Raise a topic's ``MaximumMessageSize`` (SNS's default is 262,144 bytes; up to 1 MiB, for SQS subscriptions)."""
-    sns.set_topic_attributes(TopicArn=arn, AttributeName="MaximumMessageSize", AttributeValue=str(size))
+def _set_topic_attributes(sns: SNSClient, arn: str, values: Mapping[str, Any]) -> None:
+    """Set a topic's ``MaximumMessageSize`` (SNS's default is 262,144 bytes; up to 1 MiB, for SQS subscriptions) and
+    ``ContentBasedDeduplication`` (FIFO topics), those of ``values`` that are given."""
+    for key, attribute in (
+        ("max_message_bytes", "MaximumMessageSize"),
+        ("content_based_deduplication", "ContentBasedDeduplication"),
+    ):
+        if values.get(key) is not None:
+            sns.set_topic_attributes(TopicArn=arn, AttributeName=attribute, AttributeValue=_text(values[key]))

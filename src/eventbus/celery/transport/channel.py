@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from typing import Any, Final
 
 from kombu.transport import SQS
 
@@ -12,6 +13,11 @@ from eventbus.celery.transport.receiving import ReceivingMixin
 from eventbus.celery.transport.settling import SettlingMixin
 from eventbus.celery.transport.shutdown import ShutdownMixin
 from eventbus.celery.transport.visibility import VisibilityMixin
+from eventbus.core.fifo import valid_id
+from eventbus.core.naming import FIFO_SUFFIX
+
+#: The SQS system attribute naming a FIFO message's group.
+GROUP_ATTRIBUTE: Final = "MessageGroupId"
 
 
 class Channel(ReceivingMixin, VisibilityMixin, SettlingMixin, AcknowledgingMixin, ShutdownMixin):
@@ -33,6 +39,26 @@ class Channel(ReceivingMixin, VisibilityMixin, SettlingMixin, AcknowledgingMixin
 
     def _sqs_client(self, queue: str) -> Any:
         return self.sqs(queue=queue)
+
+    @property
+    def fetch_message_attributes(self) -> Any:
+        """kombu's option, with ``MessageGroupId`` always asked for: FIFO groups are kept in order by it."""
+        chosen = self.transport_options.get("fetch_message_attributes")
+        if isinstance(chosen, dict):
+            system = [*chosen.get("MessageSystemAttributeNames", []), GROUP_ATTRIBUTE]
+            return {**chosen, "MessageSystemAttributeNames": system}
+        return [*(chosen if isinstance(chosen, list) else []), GROUP_ATTRIBUTE]
+
+    def _put(self, queue: str, message: dict[str, Any], **kwargs: Any) -> Any:
+        """kombu's, except that a task message sent to a FIFO queue without a ``MessageGroupId`` gets a group of its
+        own, its task id (kombu's default puts every task in one group ``default``, which runs them one at a time):
+        plain Celery tasks stay parallel; give ``MessageGroupId`` in ``apply_async(properties=...)`` to order some."""
+        properties = message.get("properties")
+        if queue.endswith(FIFO_SUFFIX) and isinstance(properties, dict) and "MessageGroupId" not in properties:
+            headers = message.get("headers")
+            task_id = headers.get("id") if isinstance(headers, dict) else None
+            properties["MessageGroupId"] = valid_id(str(task_id)) if task_id else str(uuid.uuid4())
+        return super()._put(queue, message, **kwargs)
 
 
 class Transport(SQS.Transport):

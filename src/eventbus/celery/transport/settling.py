@@ -38,18 +38,24 @@ class SettlingMixin(ChannelBase):
         self._heartbeat.forget(delivery_tag)
         self._buffer(self._deletes, queue_url, entry)
         self._slot_freed()
+        if self.on_settled is not None:
+            self.on_settled(delivery_tag, True)
 
     def basic_reject(self, delivery_tag: Any, requeue: bool = False) -> None:
         """kombu's reject, then poll again if that freed a slot."""
         super().basic_reject(delivery_tag, requeue=requeue)
         self._heartbeat.forget(delivery_tag)
         self._slot_freed()
+        if self.on_settled is not None:
+            self.on_settled(delivery_tag, False)
 
     def forget(self, delivery_tag: Any) -> None:
         """Drop a delivery locally without any SQS call (it is redelivered after its visibility timeout)."""
         self.qos.reject(delivery_tag, requeue=False)
         self._heartbeat.forget(delivery_tag)
         self._slot_freed()
+        if self.on_settled is not None:
+            self.on_settled(delivery_tag, False)
 
     def change_visibility(self, delivery_info: dict[str, Any], seconds: int) -> None:
         """Buffer a visibility change (0 releases the message now) for a ``ChangeMessageVisibilityBatch``."""

@@ -1,0 +1,118 @@
+"""FIFO in the worker: one message of each message group at a time, in the order SQS delivered them.
+
+SQS FIFO hands a consumer the messages of one group in order, and no more of that group while some are in flight;
+but one receive may bring several messages of a group, and a Celery worker would run them in parallel across its
+pool (celery #8352). The consumer therefore routes a FIFO message through :class:`GroupGate`: the first message of a
+group goes on at once (to its task, or to its drop or dead letter), the others wait, held (their visibility extended
+by the heartbeat) and in order, until it is settled:
+
+* deleted (handled, dropped, or dead-lettered: a poison message does not stop its group) -> the next one goes on;
+* handed back (its task failed and it is left for redelivery, or it was released) -> every message waiting behind it
+  is released too (visibility 0): SQS delivers nothing of the group before the failed message, which comes back after
+  its visibility timeout, so the group is redelivered in order; other groups keep flowing.
+
+Messages without a group (standard queues) are not gated. Everything here runs on the consumer's event-loop thread.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from kombu.message import Message
+
+from eventbus.celery.claims import still_held
+
+
+def message_group(message: Message) -> str | None:
+    """The message's SQS ``MessageGroupId`` (FIFO queues), else ``None``."""
+    attributes = (message.delivery_info.get("sqs_message") or {}).get("Attributes") or {}
+    group = attributes.get("MessageGroupId")
+    return group if isinstance(group, str) and group else None
+
+
+class GroupGate:
+    """At most one message of each group on its way (routed, running); the rest wait in delivery order.
+
+    ``release`` hands a waiting message back to SQS (visibility 0). The consumer calls :meth:`settled` for every
+    delivery it settles (the transport's ``on_settled``).
+    """
+
+    def __init__(self, release: Callable[[Message], Any]) -> None:
+        self._release = release
+        self._running: dict[str, str] = {}  # group -> delivery tag of its message on its way
+        self._waiting: dict[str, deque[tuple[Message, Callable[[Message], Any]]]] = {}
+        self._group_of: dict[str, str] = {}  # delivery tag -> group, running or waiting
+        self._ready: deque[str] = deque()  # groups whose next message may go on
+        self._starting = False
+
+    def __len__(self) -> int:
+        """Messages waiting behind their group's."""
+        return sum(len(waiting) for waiting in self._waiting.values())
+
+    def admit(self, group: str, message: Message, route: Callable[[Message], Any]) -> Any:
+        """Route ``message`` now if nothing of its group is on its way, else keep it waiting behind."""
+        tag = str(message.delivery_tag)
+        self._group_of[tag] = group
+        if group in self._running or self._waiting.get(group):
+            self._waiting.setdefault(group, deque()).append((message, route))
+            return None
+        self._running[group] = tag
+        return route(message)
+
+    def settled(self, delivery_tag: Any, handled: bool) -> None:
+        """A delivery was settled: deleted (``handled``), or handed back / released (not)."""
+        tag = str(delivery_tag)
+        group = self._group_of.pop(tag, None)
+        if group is None:
+            return
+        if self._running.get(group) != tag:  # a waiting one (released at shutdown)
+            waiting = self._waiting.get(group)
+            if waiting:
+                self._waiting[group] = deque(item for item in waiting if str(item[0].delivery_tag) != tag)
+            return
+        del self._running[group]
+        if not handled:
+            self._hand_back(group)
+            return
+        self._ready.append(group)
+        if not self._starting:
+            self._start_ready()
+
+    def release_all(self) -> int:
+        """Hand back every waiting message (shutdown); return how many."""
+        released = 0
+        for group in list(self._waiting):
+            released += self._hand_back(group)
+        return released
+
+    def _hand_back(self, group: str) -> int:
+        waiting = self._waiting.pop(group, None) or deque()
+        for message, _ in waiting:
+            self._group_of.pop(str(message.delivery_tag), None)
+        released = 0
+        for message, _ in waiting:
+            if still_held(message):
+                self._release(message)
+                released += 1
+        return released
+
+    def _start_ready(self) -> None:
+        # a loop, not recursion: a message settled at once (dropped) makes its group ready again while we are here
+        self._starting = True
+        try:
+            while self._ready:
+                group = self._ready.popleft()
+                waiting = self._waiting.get(group)
+                while waiting and group not in self._running:
+                    message, route = waiting.popleft()
+                    if not still_held(message):
+                        self._group_of.pop(str(message.delivery_tag), None)
+                        continue
+                    self._running[group] = str(message.delivery_tag)
+                    route(message)
+                if waiting is not None and not waiting and self._waiting.get(group) is waiting:
+                    del self._waiting[group]
+        finally:
+            self._starting = False
