@@ -296,3 +296,60 @@ def test_a_large_event_through_the_outbox_is_claim_checked_by_the_relay_and_hand
         engine.dispose()
         with psycopg.connect(postgres_url, autocommit=True) as connection:
             connection.execute(f"drop schema {schema} cascade")
+
+
+def test_a_worker_told_to_keep_objects_leaves_them_for_the_lifecycle_rule(
+    sns: Any, sqs: Any, s3: Any, bucket: str, sns_sqs_endpoint: str, s3_endpoint: str, tmp_path: Path
+) -> None:
+    topology = make_topology(sns, sqs, f"claims-keep-{uuid.uuid4().hex[:8]}")
+    keeper = start_worker(
+        "tests.integration.claim_app",
+        topology,
+        sns_sqs_endpoint,
+        tmp_path,
+        env={"EVENTBUS_S3_ENDPOINT_URL": s3_endpoint, "EVENTBUS_LARGE_PAYLOAD_KEEP": "true"},
+    )
+    try:
+        store = RecordingStore(s3, bucket)
+        sender = SnsPublisher(sns, topic_arn=topology.topic_arn, payload_store=store, claim_check_threshold=THRESHOLD)
+        marker = f"kept-{uuid.uuid4().hex[:8]}"
+        document = LargeDocumentPayload(marker=marker, text=text_of(150 * 1024))
+        sender.publish(EventPublisher(InMemoryPublisher(), "claims-test").envelope(document, entity_id=1))
+        wait_until(lambda: [r for r in keeper.records("largeDocument") if r["marker"] == marker], timeout=30)
+        keeper.stop()  # its deletes and any object delete have gone out by now
+        (pointer,) = store.stored
+        assert pointer.key in keys(s3, bucket)
+    finally:
+        keeper.stop()
+
+
+def test_an_unreachable_s3_leaves_the_message_for_sqs_which_dead_letters_it_after_its_receives(
+    sns: Any, sqs: Any, s3: Any, bucket: str, sns_sqs_endpoint: str, tmp_path: Path
+) -> None:
+    topology = make_topology(sns, sqs, f"claims-nos3-{uuid.uuid4().hex[:8]}", max_receive_count=2, visibility=1)
+    cut_off = start_worker(
+        "tests.integration.claim_app",
+        topology,
+        sns_sqs_endpoint,
+        tmp_path,
+        env={"EVENTBUS_S3_ENDPOINT_URL": "http://127.0.0.1:9"},  # nothing listens there
+    )
+    try:
+        pointer = S3PayloadStore(s3, bucket).put(b'{"metadata": {"eventName": "largeDocument"}, "payload": {}}')
+        sns.publish(TopicArn=topology.topic_arn, Message=pointer.to_json())
+
+        def dead_lettered() -> list[dict[str, Any]]:
+            got = sqs.receive_message(
+                QueueUrl=topology.dlq_url, WaitTimeSeconds=1, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+            )
+            return [m for m in got.get("Messages", []) if pointer.key in m["Body"]]
+
+        (letter,) = wait_until(dead_lettered, timeout=60)
+        # moved by SQS's redrive (no eventbus reason): the worker never judged the event, it could not read it
+        assert "eventbus-reason" not in letter.get("MessageAttributes", {})
+        log = cut_off.log()
+        assert log.count("claim-check-unreadable") >= 2  # once per receive: no hot loop, no retry of its own
+        assert log.count("claim-check-unreadable") <= 4
+        assert pointer.key in keys(s3, bucket)  # kept: a redrive once S3 is back finds it
+    finally:
+        cut_off.stop()

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +110,33 @@ def test_provision_is_idempotent_and_redrives_to_the_dead_letter_queue(sqs: Any,
 def test_emulator_refuses_a_taken_port() -> None:
     with EmulatorServer(port=0) as server, pytest.raises(RuntimeError, match="already in use"):
         EmulatorServer(port=server.port).start()
+
+
+def test_the_emulator_redelivers_a_fifo_group_in_order_after_visibility_timeouts_ran_out() -> None:
+    """moto alone delivers 2 and 3 before 0 and 1 here (it keeps 0 and 1 counted as in flight after their timeouts
+    ran out, then forgets the group's lock when it meets 2): eventbus.emulator.fifo corrects it, as SQS behaves."""
+    import boto3
+
+    from eventbus.emulator import EmulatorServer
+
+    with EmulatorServer(port=0, region="eu-west-2") as server:
+        sqs = boto3.client(
+            "sqs",
+            endpoint_url=server.endpoint_url,
+            region_name="eu-west-2",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+        attributes = {"FifoQueue": "true", "ContentBasedDeduplication": "false", "VisibilityTimeout": "1"}
+        url = sqs.create_queue(QueueName="ordered.fifo", Attributes=attributes)["QueueUrl"]
+        for n in range(4):
+            sqs.send_message(QueueUrl=url, MessageBody=str(n), MessageGroupId="g", MessageDeduplicationId=str(n))
+        held = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=3)["Messages"]
+        assert [m["Body"] for m in held] == ["0", "1", "2"]
+        # a consumer extends 2 (its heartbeat), then dies: 0 and 1 run out first, while 2 is still in flight
+        sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=held[2]["ReceiptHandle"], VisibilityTimeout=3)
+        time.sleep(1.5)
+        assert sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []) == []
+        time.sleep(2.0)
+        again = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+        assert [m["Body"] for m in again] == ["0", "1", "2", "3"]

@@ -56,7 +56,10 @@ def publish(sns: Any, topology: Topology, envelopes: list[Envelope]) -> None:
 
 def fifo_worker(topology: Topology, endpoint: str, tmp: Path) -> Worker:
     tmp.mkdir(exist_ok=True)
-    return start_worker("tests.integration.fifo_app", topology, endpoint, tmp, "-c", "4", env={"EVENTBUS_FIFO": "true"})
+    # short polls: moto's long poll takes the FIFO groups in flight when it starts for the whole wait, so a group
+    # its delete unlocks would wait for the next receive, up to a second per step (SQS and LocalStack answer at once)
+    env = {"EVENTBUS_FIFO": "true", "EVENTBUS_WAIT_TIME_SECONDS": "0", "EVENTBUS_POLLING_INTERVAL": "0.05"}
+    return start_worker("tests.integration.fifo_app", topology, endpoint, tmp, "-c", "4", env=env)
 
 
 def by_group(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

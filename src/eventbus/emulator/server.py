@@ -3,7 +3,8 @@
 Two things differ from a plain ``moto_server``: the account id is ``000000000000`` (so ARNs
 read ``arn:aws:sns:eu-west-2:000000000000:local_sns`` as in the seed), and ``sns subscribe
 --protocol sqs`` accepts a queue *URL* as endpoint (the seed's instructions use one; moto and
-LocalStack only take an ARN), resolving it to the queue's ARN.
+LocalStack only take an ARN), resolving it to the queue's ARN. And moto's FIFO queues deliver a message group in
+order after a consumer's messages become visible again, as SQS does (:mod:`eventbus.emulator.fifo`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import urllib.request
 from types import TracebackType
 from typing import Any, Final
 from urllib.parse import urlsplit
+
+from eventbus.emulator.fifo import patch_sqs_fifo
 
 EMULATOR_ACCOUNT_ID: Final = "000000000000"
 _ACCOUNT_DIGITS: Final = 12
@@ -111,6 +114,7 @@ class EmulatorServer:
             raise ImportError("the embedded emulator needs moto: pip install 'eventbus[emulator]'") from exc
 
         _patch_sns_subscribe()
+        patch_sqs_fifo()
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
             if probe.connect_ex((self.host, self.port)) == 0:
                 raise RuntimeError(f"port {self.port} on {self.host} is already in use; stop what runs there first")
