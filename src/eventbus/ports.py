@@ -255,9 +255,16 @@ class DeliverySettlement(ABC):
     draining: bool = False
     #: Set by the consumer: whether a worker process is running a delivery (closing keeps those held, they finish).
     in_progress: Callable[[str], bool] | None = None
-    #: Set by the consumer: called with a delivery's tag when it is settled, and whether it was deleted (True) or
-    #: handed back, released or forgotten (False). FIFO groups go on by it (:mod:`eventbus.celery.fifo`).
-    on_settled: Callable[[str, bool], None] | None = None
+    #: Set by the consumer: called with a delivery's tag when it is settled, and how: ``"deleted"``, ``"released"``
+    #: (visible again now) or ``"left"`` (forgotten or rejected: visible after its visibility timeout). FIFO groups
+    #: go on by it (:mod:`eventbus.celery.fifo`).
+    on_settled: Callable[[str, str], None] | None = None
+
+    def release_later(self, delivery_tag: str, extra: int = 1) -> None:
+        """Make the delivery visible again only after its queue's visibility timeout plus ``extra`` seconds, and stop
+        holding it: later than anything received before it can come back (a FIFO message waiting behind a failed
+        one of its group). The default forgets it (visible after its own timeout)."""
+        self.forget(delivery_tag)
 
     @abstractmethod
     def forget(self, delivery_tag: str) -> None:

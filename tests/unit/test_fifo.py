@@ -108,13 +108,14 @@ class Msg:
 
 
 class World:
-    """A channel, messages held on it, the order they were routed in, and what was released."""
+    """A channel, messages held on it, the order they were routed in, and what was released (now or later)."""
 
     def __init__(self) -> None:
         self.channel = Channel()
         self.routed: list[str] = []
         self.released: list[str] = []
-        self.gate = GroupGate(self.release)
+        self.released_later: list[str] = []
+        self.gate = GroupGate(self.release, self.release_later)
         self.on_route: Callable[[Msg], None] = lambda message: None
 
     def message(self, tag: str, group: str | None = "g") -> Msg:
@@ -124,7 +125,11 @@ class World:
 
     def release(self, message: Any) -> None:
         self.released.append(message.delivery_tag)
-        self.settle(message.delivery_tag, handled=False)
+        self.settle(message.delivery_tag, "released")
+
+    def release_later(self, message: Any) -> None:
+        self.released_later.append(message.delivery_tag)
+        self.settle(message.delivery_tag, "left")
 
     def route(self, message: Any) -> None:
         self.routed.append(message.delivery_tag)
@@ -135,9 +140,9 @@ class World:
         assert group is not None
         self.gate.admit(group, message, self.route)  # type: ignore[arg-type]
 
-    def settle(self, tag: str, *, handled: bool) -> None:
+    def settle(self, tag: str, outcome: str) -> None:
         self.channel.delivered.pop(tag, None)
-        self.gate.settled(tag, handled)
+        self.gate.settled(tag, outcome)
 
 
 def test_one_message_of_a_group_at_a_time_in_order_other_groups_free() -> None:
@@ -146,21 +151,24 @@ def test_one_message_of_a_group_at_a_time_in_order_other_groups_free() -> None:
         world.admit(world.message(tag, group))
     assert world.routed == ["a1", "b1"]
     assert len(world.gate) == 3
-    world.settle("b1", handled=True)
+    world.settle("b1", "deleted")
     assert world.routed == ["a1", "b1", "b2"]
-    world.settle("a1", handled=True)
-    world.settle("a2", handled=True)
+    world.settle("a1", "deleted")
+    world.settle("a2", "deleted")
     assert world.routed == ["a1", "b1", "b2", "a2", "a3"]
     assert message_group(world.message("s", None)) is None  # type: ignore[arg-type]
 
 
-def test_a_message_handed_back_takes_the_ones_behind_it_back_too() -> None:
+def test_the_ones_behind_a_failed_message_come_back_after_it_and_a_released_ones_with_it() -> None:
     world = World()
     for tag in ["g1", "g2", "g3"]:
         world.admit(world.message(tag))
     world.admit(world.message("h1", "h"))
-    world.settle("g1", handled=False)  # its task failed: left for redelivery
-    assert world.released == ["g2", "g3"]
+    world.admit(world.message("h2", "h"))
+    world.settle("g1", "left")  # its task failed: visible again after its timeout, the others only after that
+    assert (world.released_later, world.released) == (["g2", "g3"], [])
+    world.settle("h1", "released")  # never started (shutdown): visible now, the one behind it too
+    assert (world.released_later, world.released) == (["g2", "g3"], ["h2"])
     assert world.routed == ["g1", "h1"]
     assert len(world.gate) == 0
     # the group starts afresh with whatever SQS delivers next (g1 again, after its visibility timeout)
@@ -170,28 +178,32 @@ def test_a_message_handed_back_takes_the_ones_behind_it_back_too() -> None:
 
 def test_messages_settled_as_soon_as_routed_let_the_group_go_on_without_recursion() -> None:
     world = World()
-    world.on_route = lambda message: world.settle(message.delivery_tag, handled=True)  # dropped at once
+    world.on_route = lambda message: world.settle(message.delivery_tag, "deleted")  # dropped at once
     world.admit(world.message("first"))
     blocker = world.message("blocker")
     world.on_route = lambda message: None
     world.admit(blocker)
-    world.on_route = lambda message: world.settle(message.delivery_tag, handled=True)
+    world.on_route = lambda message: world.settle(message.delivery_tag, "deleted")
     for n in range(2000):  # more than Python's recursion limit, were each start nested in the one before
         world.admit(world.message(f"m{n}"))
-    world.settle("blocker", handled=True)
+    world.settle("blocker", "deleted")
     assert world.routed[-1] == "m1999"
     assert len(world.routed) == 2002
     assert len(world.gate) == 0
 
 
-def test_release_all_hands_back_every_waiting_message_and_skips_those_no_longer_held() -> None:
+def test_from_shutdown_on_a_groups_next_message_is_released_instead_of_started() -> None:
     world = World()
     for tag in ["a1", "a2", "a3"]:
         world.admit(world.message(tag))
     world.admit(world.message("b1", "b"))
     world.admit(world.message("b2", "b"))
     world.channel.delivered.pop("a3")  # settled elsewhere meanwhile (released when the channel closed)
-    assert world.gate.release_all() == 2
-    assert sorted(world.released) == ["a2", "b2"]
-    world.settle("a1", handled=True)
-    assert world.routed == ["a1", "b1"]  # nothing left to start
+    assert world.gate.close() == 0  # every waiting one is behind a running one
+    world.settle("a1", "deleted")  # the running one finished
+    assert world.released == ["a2"]  # not started: a3 was no longer held
+    world.admit(world.message("c1", "c"))  # received after the close: straight back
+    assert world.released == ["a2", "c1"]
+    world.settle("b1", "left")
+    assert world.released_later == ["b2"]
+    assert world.routed == ["a1", "b1"]

@@ -138,6 +138,12 @@ class SqsAcknowledger:
         self.settlement(message.channel).forget(message.delivery_tag)
         message._state = "REJECTED"
 
+    def release_later(self, message: Message) -> None:
+        """Make the message visible again after its queue's visibility timeout plus a second (FIFO: behind a failed
+        message of its group, which must come back first)."""
+        self.settlement(message.channel).release_later(message.delivery_tag)
+        message._state = "REJECTED"
+
     def release(self, message: Message) -> None:
         """Make the message visible again now (visibility 0), for another consumer to take."""
         self.settlement(message.channel).release(message.delivery_tag)

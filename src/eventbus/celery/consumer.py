@@ -245,7 +245,8 @@ class SQSConsumer(Consumer):  # type: ignore[misc]
         self._eventbus_acknowledger = SqsAcknowledger()
         gate = None
         if channel is not None:
-            gate = self._eventbus_gate = GroupGate(self._eventbus_acknowledger.release)
+            acknowledger = self._eventbus_acknowledger
+            gate = self._eventbus_gate = GroupGate(acknowledger.release, acknowledger.release_later)
             channel.on_settled = gate.settled
         router = EventRouter(
             registry,
@@ -291,7 +292,7 @@ class SQSConsumer(Consumer):  # type: ignore[misc]
         if acknowledger is not None:  # dead-letter copies on their way: settle them before anything is released
             acknowledger.wait_for_copies(timeout=5.0)
         gate: GroupGate | None = getattr(self, "_eventbus_gate", None)
-        released = (gate.release_all() if gate is not None else 0) + self._release_unstarted(channel)
+        released = (gate.close() if gate is not None else 0) + self._release_unstarted(channel)
         if released:
             logger.info("eventbus: %s: released %d prefetched message(s) that had not started", why, released)
 

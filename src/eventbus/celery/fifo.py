@@ -7,9 +7,14 @@ group goes on at once (to its task, or to its drop or dead letter), the others w
 by the heartbeat) and in order, until it is settled:
 
 * deleted (handled, dropped, or dead-lettered: a poison message does not stop its group) -> the next one goes on;
-* handed back (its task failed and it is left for redelivery, or it was released) -> every message waiting behind it
-  is released too (visibility 0): SQS delivers nothing of the group before the failed message, which comes back after
-  its visibility timeout, so the group is redelivered in order; other groups keep flowing.
+* released (visible again now: it never started) -> the ones waiting behind it are released too, after it;
+* left for redelivery (its task failed) -> the ones waiting behind it are handed back visible only after the queue's
+  visibility timeout plus a second (``release_later``): the failed message, whose visibility never runs more than one
+  timeout ahead, comes back first, then the rest of its group in order, on SQS (which delivers nothing of a group
+  while one of its messages is in flight) and on an implementation that does not lock groups so strictly alike.
+  Other groups keep flowing.
+
+From shutdown on (:meth:`GroupGate.close`), a group's next message is released instead of started.
 
 Messages without a group (standard queues) are not gated. Everything here runs on the consumer's event-loop thread.
 """
@@ -35,17 +40,20 @@ def message_group(message: Message) -> str | None:
 class GroupGate:
     """At most one message of each group on its way (routed, running); the rest wait in delivery order.
 
-    ``release`` hands a waiting message back to SQS (visibility 0). The consumer calls :meth:`settled` for every
+    ``release`` hands a message back to SQS now (visibility 0); ``release_later`` after the queue's visibility
+    timeout (:meth:`~eventbus.ports.DeliverySettlement.release_later`). The consumer calls :meth:`settled` for every
     delivery it settles (the transport's ``on_settled``).
     """
 
-    def __init__(self, release: Callable[[Message], Any]) -> None:
+    def __init__(self, release: Callable[[Message], Any], release_later: Callable[[Message], Any]) -> None:
         self._release = release
+        self._release_later = release_later
         self._running: dict[str, str] = {}  # group -> delivery tag of its message on its way
         self._waiting: dict[str, deque[tuple[Message, Callable[[Message], Any]]]] = {}
         self._group_of: dict[str, str] = {}  # delivery tag -> group, running or waiting
         self._ready: deque[str] = deque()  # groups whose next message may go on
         self._starting = False
+        self._closing = False
 
     def __len__(self) -> int:
         """Messages waiting behind their group's."""
@@ -55,14 +63,16 @@ class GroupGate:
         """Route ``message`` now if nothing of its group is on its way, else keep it waiting behind."""
         tag = str(message.delivery_tag)
         self._group_of[tag] = group
-        if group in self._running or self._waiting.get(group):
+        if self._closing or group in self._running or self._waiting.get(group):
             self._waiting.setdefault(group, deque()).append((message, route))
+            if self._closing and group not in self._running:
+                self._hand_back(group, self._release)
             return None
         self._running[group] = tag
         return route(message)
 
-    def settled(self, delivery_tag: Any, handled: bool) -> None:
-        """A delivery was settled: deleted (``handled``), or handed back / released (not)."""
+    def settled(self, delivery_tag: Any, outcome: str) -> None:
+        """A delivery was settled: ``"deleted"``, ``"released"`` (visible now) or ``"left"`` (visible later)."""
         tag = str(delivery_tag)
         group = self._group_of.pop(tag, None)
         if group is None:
@@ -73,28 +83,29 @@ class GroupGate:
                 self._waiting[group] = deque(item for item in waiting if str(item[0].delivery_tag) != tag)
             return
         del self._running[group]
-        if not handled:
-            self._hand_back(group)
-            return
-        self._ready.append(group)
-        if not self._starting:
-            self._start_ready()
+        if outcome == "left":
+            self._hand_back(group, self._release_later)
+        elif outcome != "deleted" or self._closing:
+            self._hand_back(group, self._release)
+        else:
+            self._ready.append(group)
+            if not self._starting:
+                self._start_ready()
 
-    def release_all(self) -> int:
-        """Hand back every waiting message (shutdown); return how many."""
-        released = 0
-        for group in list(self._waiting):
-            released += self._hand_back(group)
-        return released
+    def close(self) -> int:
+        """Shutdown: from now on a group's next message is released instead of started (its running one finishes).
+        Returns how many were released at once (waiting with nothing of their group on its way)."""
+        self._closing = True
+        return sum(self._hand_back(group, self._release) for group in list(self._waiting) if group not in self._running)
 
-    def _hand_back(self, group: str) -> int:
+    def _hand_back(self, group: str, how: Callable[[Message], Any]) -> int:
         waiting = self._waiting.pop(group, None) or deque()
         for message, _ in waiting:
             self._group_of.pop(str(message.delivery_tag), None)
         released = 0
         for message, _ in waiting:
             if still_held(message):
-                self._release(message)
+                how(message)
                 released += 1
         return released
 

@@ -20,3 +20,7 @@ def reason(exc: object) -> str:
         exc = exc.__cause__
     text = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
     return text[:_REASON_LIMIT]
+
+
+#: SQS's longest visibility timeout, seconds (12 hours).
+MAX_VISIBILITY = 43_200

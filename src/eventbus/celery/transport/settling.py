@@ -13,6 +13,7 @@ from kombu.transport.virtual import Channel as VirtualChannel
 
 from eventbus.celery.transport.base import ChannelBase
 from eventbus.celery.transport.batching import Entry
+from eventbus.celery.transport.logs import MAX_VISIBILITY
 from eventbus.core.claim_check import CLAIM_CHECK_KEY
 
 
@@ -39,7 +40,7 @@ class SettlingMixin(ChannelBase):
         self._buffer(self._deletes, queue_url, entry)
         self._slot_freed()
         if self.on_settled is not None:
-            self.on_settled(delivery_tag, True)
+            self.on_settled(delivery_tag, "deleted")
 
     def basic_reject(self, delivery_tag: Any, requeue: bool = False) -> None:
         """kombu's reject, then poll again if that freed a slot."""
@@ -47,15 +48,18 @@ class SettlingMixin(ChannelBase):
         self._heartbeat.forget(delivery_tag)
         self._slot_freed()
         if self.on_settled is not None:
-            self.on_settled(delivery_tag, False)
+            self.on_settled(delivery_tag, "left")
 
     def forget(self, delivery_tag: Any) -> None:
         """Drop a delivery locally without any SQS call (it is redelivered after its visibility timeout)."""
+        self._drop(delivery_tag, "left")
+
+    def _drop(self, delivery_tag: Any, outcome: str) -> None:
         self.qos.reject(delivery_tag, requeue=False)
         self._heartbeat.forget(delivery_tag)
         self._slot_freed()
         if self.on_settled is not None:
-            self.on_settled(delivery_tag, False)
+            self.on_settled(delivery_tag, outcome)
 
     def change_visibility(self, delivery_info: dict[str, Any], seconds: int) -> None:
         """Buffer a visibility change (0 releases the message now) for a ``ChangeMessageVisibilityBatch``."""
@@ -74,8 +78,18 @@ class SettlingMixin(ChannelBase):
         released = "sqs_message" in info
         if released:
             self.change_visibility(info, 0)
-        self.forget(delivery_tag)
+        self._drop(delivery_tag, "released" if released else "left")
         return released
+
+    def release_later(self, delivery_tag: Any, extra: int = 1) -> None:
+        """Visible again only after the queue's visibility timeout plus ``extra`` seconds (batched), and forgotten
+        here: a held message's visibility, extended by the heartbeat, never runs further than one timeout ahead, so
+        it comes back after every message received before it."""
+        info = self.qos.get(delivery_tag).delivery_info
+        if "sqs_message" in info:
+            timeout = self._visibility_of(self._queue_of(info), info["sqs_queue"])
+            self.change_visibility(info, min(timeout + extra, MAX_VISIBILITY))
+        self._drop(delivery_tag, "left")
 
     def _queue_of(self, info: dict[str, Any]) -> str:
         routing_key = info.get("routing_key")
