@@ -63,6 +63,11 @@ def sns_sqs_endpoint() -> Iterator[str]:
             service_missing(f"SNS/SQS endpoint {EXTERNAL_ENDPOINT}")
         yield EXTERNAL_ENDPOINT
         return
+    yield from embedded_emulator()
+
+
+def embedded_emulator() -> Iterator[str]:
+    """Run an embedded emulator for the fixture that yields from this; its endpoint URL."""
     try:
         from eventbus.emulator import EmulatorServer
     except ImportError as exc:  # the emulator extra is not installed
@@ -91,14 +96,7 @@ def s3_endpoint(sns_sqs_endpoint: str) -> Iterator[str]:
     else:
         yield sns_sqs_endpoint
         return
-    from eventbus.emulator import EmulatorServer
-
-    server = EmulatorServer(port=0, region=REGION)
-    server.start()
-    try:
-        yield server.endpoint_url
-    finally:
-        server.stop()
+    yield from embedded_emulator()
 
 
 def s3_client(endpoint: str) -> Any:

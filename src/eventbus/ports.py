@@ -260,11 +260,10 @@ class DeliverySettlement(ABC):
     #: go on by it (:mod:`eventbus.celery.fifo`).
     on_settled: Callable[[str, str], None] | None = None
 
-    def release_later(self, delivery_tag: str, extra: int = 1) -> None:
-        """Make the delivery visible again only after its queue's visibility timeout plus ``extra`` seconds, and stop
-        holding it: later than anything received before it can come back (a FIFO message waiting behind a failed
-        one of its group). The default forgets it (visible after its own timeout)."""
-        self.forget(delivery_tag)
+    def release_later(self, delivery_info: dict[str, Any], seconds: int) -> None:  # noqa: B027 (optional)
+        """Make a delivery (held or not any more) visible again ``seconds`` from now, and stop holding it: FIFO hands
+        a failed message back together with the ones waiting behind it, all visible at the same moment. A transport
+        that cannot leaves them to their visibility timeouts (this default)."""
 
     @abstractmethod
     def forget(self, delivery_tag: str) -> None:

@@ -81,6 +81,14 @@ def publisher(sns: Any, s3: Any, bucket: str, topic_arn: str) -> SnsPublisher:
     )
 
 
+def letters_naming(sqs: Any, dlq_url: str, pointer: Pointer) -> list[dict[str, Any]]:
+    """The dead-letter queue's messages (one receive) whose body holds ``pointer``'s key, with their attributes."""
+    got = sqs.receive_message(
+        QueueUrl=dlq_url, MessageAttributeNames=["All"], WaitTimeSeconds=1, MaxNumberOfMessages=10
+    )
+    return [m for m in got.get("Messages", []) if pointer.key in m["Body"]]
+
+
 def keys(s3: Any, bucket: str) -> set[str]:
     return {item["Key"] for item in s3.list_objects_v2(Bucket=bucket).get("Contents", [])}
 
@@ -118,13 +126,7 @@ def test_a_pointer_to_a_missing_object_is_dead_lettered_with_its_reason_once(
     pointer = Pointer(bucket, f"gone-{uuid.uuid4()}")
     sns.publish(TopicArn=worker.topology.topic_arn, Message=pointer.to_json())
 
-    def dead_lettered() -> list[dict[str, Any]]:
-        got = sqs.receive_message(
-            QueueUrl=worker.topology.dlq_url, MessageAttributeNames=["All"], WaitTimeSeconds=1, MaxNumberOfMessages=10
-        )
-        return [m for m in got.get("Messages", []) if pointer.key in m["Body"]]
-
-    (letter,) = wait_until(dead_lettered, timeout=30)
+    (letter,) = wait_until(lambda: letters_naming(sqs, worker.topology.dlq_url, pointer), timeout=30)
     reason = letter["MessageAttributes"]["eventbus-reason"]["StringValue"]
     assert reason.startswith("claim-check-missing:"), reason
     assert pointer.key in reason  # the object is named, so an operator can find it
@@ -154,13 +156,7 @@ def test_a_claim_checked_event_that_is_dead_lettered_keeps_its_object_and_its_se
         MessageAttributes={SIZE_ATTRIBUTE: {"DataType": "Number", "StringValue": str(len(body.encode()))}},
     )
 
-    def dead_lettered() -> list[dict[str, Any]]:
-        got = sqs.receive_message(
-            QueueUrl=worker.topology.dlq_url, MessageAttributeNames=["All"], WaitTimeSeconds=1, MaxNumberOfMessages=10
-        )
-        return [m for m in got.get("Messages", []) if pointer.key in m["Body"]]
-
-    (letter,) = wait_until(dead_lettered, timeout=30)
+    (letter,) = wait_until(lambda: letters_naming(sqs, worker.topology.dlq_url, pointer), timeout=30)
     reason = letter["MessageAttributes"]["eventbus-reason"]["StringValue"]
     assert reason.startswith("invalid-payload"), reason
     assert SECRET not in reason
@@ -338,13 +334,7 @@ def test_an_unreachable_s3_leaves_the_message_for_sqs_which_dead_letters_it_afte
         pointer = S3PayloadStore(s3, bucket).put(b'{"metadata": {"eventName": "largeDocument"}, "payload": {}}')
         sns.publish(TopicArn=topology.topic_arn, Message=pointer.to_json())
 
-        def dead_lettered() -> list[dict[str, Any]]:
-            got = sqs.receive_message(
-                QueueUrl=topology.dlq_url, WaitTimeSeconds=1, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
-            )
-            return [m for m in got.get("Messages", []) if pointer.key in m["Body"]]
-
-        (letter,) = wait_until(dead_lettered, timeout=60)
+        (letter,) = wait_until(lambda: letters_naming(sqs, topology.dlq_url, pointer), timeout=60)
         # moved by SQS's redrive (no eventbus reason): the worker never judged the event, it could not read it
         assert "eventbus-reason" not in letter.get("MessageAttributes", {})
         log = cut_off.log()

@@ -101,10 +101,12 @@ class Msg:
     group: str | None = "g"
     acknowledged: bool = False
 
+    message_id: str = ""
+
     @property
     def delivery_info(self) -> dict[str, Any]:
         attributes = {"MessageGroupId": self.group} if self.group else {}
-        return {"sqs_message": {"Attributes": attributes}}
+        return {"sqs_message": {"Attributes": attributes, "MessageId": self.message_id or self.delivery_tag}}
 
 
 class World:
@@ -115,11 +117,12 @@ class World:
         self.routed: list[str] = []
         self.released: list[str] = []
         self.released_later: list[str] = []
-        self.gate = GroupGate(self.release, self.release_later)
+        self.later_seconds: list[int] = []
+        self.gate = GroupGate(self.release, self.release_later, lambda message: 30)
         self.on_route: Callable[[Msg], None] = lambda message: None
 
-    def message(self, tag: str, group: str | None = "g") -> Msg:
-        message = Msg(tag, self.channel, group)
+    def message(self, tag: str, group: str | None = "g", message_id: str = "") -> Msg:
+        message = Msg(tag, self.channel, group, message_id=message_id)
         self.channel.delivered[tag] = message
         return message
 
@@ -127,9 +130,11 @@ class World:
         self.released.append(message.delivery_tag)
         self.settle(message.delivery_tag, "released")
 
-    def release_later(self, message: Any) -> None:
+    def release_later(self, message: Any, seconds: int) -> None:
         self.released_later.append(message.delivery_tag)
-        self.settle(message.delivery_tag, "left")
+        self.later_seconds.append(seconds)
+        if message.delivery_tag in self.channel.delivered:  # the failed one is no longer held: only its visibility
+            self.settle(message.delivery_tag, "left")
 
     def route(self, message: Any) -> None:
         self.routed.append(message.delivery_tag)
@@ -165,15 +170,21 @@ def test_the_ones_behind_a_failed_message_come_back_after_it_and_a_released_ones
         world.admit(world.message(tag))
     world.admit(world.message("h1", "h"))
     world.admit(world.message("h2", "h"))
-    world.settle("g1", "left")  # its task failed: visible again after its timeout, the others only after that
-    assert (world.released_later, world.released) == (["g2", "g3"], [])
+    world.settle("g1", "left")  # its task failed: it and the ones behind it visible again together, in order
+    assert (world.released_later, world.released) == (["g1", "g2", "g3"], [])
+    assert world.later_seconds == [30, 30, 30]  # one visibility timeout from now, all of them
     world.settle("h1", "released")  # never started (shutdown): visible now, the one behind it too
-    assert (world.released_later, world.released) == (["g2", "g3"], ["h2"])
+    assert (world.released_later, world.released) == (["g1", "g2", "g3"], ["h2"])
     assert world.routed == ["g1", "h1"]
     assert len(world.gate) == 0
-    # the group starts afresh with whatever SQS delivers next (g1 again, after its visibility timeout)
-    world.admit(world.message("g1-again"))
+    # until g1 is back, anything else of its group that arrives (where SQS would not lock the group) goes back too
+    world.admit(world.message("g4", message_id="g4"))
+    assert world.released_later == ["g1", "g2", "g3", "g4"]
+    world.admit(world.message("g1-again", message_id="g1"))  # the failed one, redelivered: the group goes on
+    world.admit(world.message("g2-again", message_id="g2"))
     assert world.routed[-1] == "g1-again"
+    world.settle("g1-again", "deleted")
+    assert world.routed[-1] == "g2-again"
 
 
 def test_messages_settled_as_soon_as_routed_let_the_group_go_on_without_recursion() -> None:
@@ -205,5 +216,5 @@ def test_from_shutdown_on_a_groups_next_message_is_released_instead_of_started()
     world.admit(world.message("c1", "c"))  # received after the close: straight back
     assert world.released == ["a2", "c1"]
     world.settle("b1", "left")
-    assert world.released_later == ["b2"]
+    assert world.released_later == ["b1", "b2"]
     assert world.routed == ["a1", "b1"]

@@ -138,10 +138,10 @@ class SqsAcknowledger:
         self.settlement(message.channel).forget(message.delivery_tag)
         message._state = "REJECTED"
 
-    def release_later(self, message: Message) -> None:
-        """Make the message visible again after its queue's visibility timeout plus a second (FIFO: behind a failed
-        message of its group, which must come back first)."""
-        self.settlement(message.channel).release_later(message.delivery_tag)
+    def release_later(self, message: Message, seconds: int) -> None:
+        """Make the message (held or not any more) visible again ``seconds`` from now (FIFO: a failed message and the
+        ones waiting behind it, all at the same moment)."""
+        self.settlement(message.channel).release_later(message.delivery_info, seconds)
         message._state = "REJECTED"
 
     def release(self, message: Message) -> None:

@@ -38,7 +38,7 @@ from kombu.message import Message
 from pydantic import SecretStr
 from vine import promise
 
-from eventbus.celery.acks import SqsAcknowledger, queue_name, sqs_message_id
+from eventbus.celery.acks import SqsAcknowledger, SqsSettlement, queue_name, queue_url, sqs_message_id
 from eventbus.celery.claims import ClaimedMessages, ClaimFetcher
 from eventbus.celery.fifo import GroupGate, message_group
 from eventbus.celery.outcomes import NO_METRICS, Rejection, reason_kind
@@ -246,7 +246,12 @@ class SQSConsumer(Consumer):  # type: ignore[misc]
         gate = None
         if channel is not None:
             acknowledger = self._eventbus_acknowledger
-            gate = self._eventbus_gate = GroupGate(acknowledger.release, acknowledger.release_later)
+            queues = channel.sqs_queues if isinstance(channel, SqsSettlement) else None
+
+            def timeout_of(message: Message) -> int:
+                return queues.visibility_timeout(queue_name(message), queue_url(message)) if queues else 30
+
+            gate = self._eventbus_gate = GroupGate(acknowledger.release, acknowledger.release_later, timeout_of)
             channel.on_settled = gate.settled
         router = EventRouter(
             registry,

@@ -8,10 +8,11 @@ by the heartbeat) and in order, until it is settled:
 
 * deleted (handled, dropped, or dead-lettered: a poison message does not stop its group) -> the next one goes on;
 * released (visible again now: it never started) -> the ones waiting behind it are released too, after it;
-* left for redelivery (its task failed) -> the ones waiting behind it are handed back visible only after the queue's
-  visibility timeout plus a second (``release_later``): the failed message, whose visibility never runs more than one
-  timeout ahead, comes back first, then the rest of its group in order, on SQS (which delivers nothing of a group
-  while one of its messages is in flight) and on an implementation that does not lock groups so strictly alike.
+* left for redelivery (its task failed) -> it and the ones waiting behind it are handed back together, all visible
+  again one visibility timeout from now (``release_later``, one batch, the failed one first): its group comes back in
+  order, on SQS (which delivers nothing of a group while one of its messages is in flight) and on an implementation
+  that locks groups less strictly (LocalStack delivers later messages once the first is visible again, even with
+  others in flight); until then any other message of the group that arrives is handed back to the same moment.
   Other groups keep flowing.
 
 From shutdown on (:meth:`GroupGate.close`), a group's next message is released instead of started.
@@ -21,12 +22,14 @@ Messages without a group (standard queues) are not gated. Everything here runs o
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from kombu.message import Message
 
+from eventbus.celery.acks import sqs_message_id
 from eventbus.celery.claims import still_held
 
 
@@ -45,10 +48,19 @@ class GroupGate:
     delivery it settles (the transport's ``on_settled``).
     """
 
-    def __init__(self, release: Callable[[Message], Any], release_later: Callable[[Message], Any]) -> None:
+    def __init__(
+        self,
+        release: Callable[[Message], Any],
+        release_later: Callable[[Message, int], Any],
+        timeout_of: Callable[[Message], int],
+    ) -> None:
         self._release = release
         self._release_later = release_later
+        self._timeout_of = timeout_of
         self._running: dict[str, str] = {}  # group -> delivery tag of its message on its way
+        self._heads: dict[str, Message] = {}  # group -> its message on its way
+        #: group -> (SQS message id of its failed message, monotonic time the block ends): until that message is back
+        self._blocked: dict[str, tuple[str, float]] = {}
         self._waiting: dict[str, deque[tuple[Message, Callable[[Message], Any]]]] = {}
         self._group_of: dict[str, str] = {}  # delivery tag -> group, running or waiting
         self._ready: deque[str] = deque()  # groups whose next message may go on
@@ -62,6 +74,8 @@ class GroupGate:
     def admit(self, group: str, message: Message, route: Callable[[Message], Any]) -> Any:
         """Route ``message`` now if nothing of its group is on its way, else keep it waiting behind."""
         tag = str(message.delivery_tag)
+        if self._held_back(group, message):
+            return None
         self._group_of[tag] = group
         if self._closing or group in self._running or self._waiting.get(group):
             self._waiting.setdefault(group, deque()).append((message, route))
@@ -69,7 +83,21 @@ class GroupGate:
                 self._hand_back(group, self._release)
             return None
         self._running[group] = tag
+        self._heads[group] = message
         return route(message)
+
+    def _held_back(self, group: str, message: Message) -> bool:
+        """After a failure, a message of its group other than the failed one goes back too, until that one is back
+        (where SQS locks the group meanwhile, none arrives)."""
+        blocked = self._blocked.get(group)
+        if blocked is None:
+            return False
+        failed_id, until = blocked
+        if sqs_message_id(message) == failed_id or time.monotonic() > until:
+            del self._blocked[group]
+            return False
+        self._release_later(message, max(1, round(until - time.monotonic())))
+        return True
 
     def settled(self, delivery_tag: Any, outcome: str) -> None:
         """A delivery was settled: ``"deleted"``, ``"released"`` (visible now) or ``"left"`` (visible later)."""
@@ -83,8 +111,15 @@ class GroupGate:
                 self._waiting[group] = deque(item for item in waiting if str(item[0].delivery_tag) != tag)
             return
         del self._running[group]
+        head = self._heads.pop(group)
         if outcome == "left":
-            self._hand_back(group, self._release_later)
+            # the failed one and those behind it all visible again one visibility timeout from now, together (the
+            # failed one first in the batch): its group comes back in order; anything else of it arriving meanwhile
+            # (where SQS would not lock the group) goes back until then too
+            later = max(1, self._timeout_of(head))
+            self._blocked[group] = (sqs_message_id(head), time.monotonic() + later)
+            self._release_later(head, later)
+            self._hand_back(group, lambda message: self._release_later(message, later))
         elif outcome != "deleted" or self._closing:
             self._hand_back(group, self._release)
         else:
@@ -122,6 +157,7 @@ class GroupGate:
                         self._group_of.pop(str(message.delivery_tag), None)
                         continue
                     self._running[group] = str(message.delivery_tag)
+                    self._heads[group] = message
                     route(message)
                 if waiting is not None and not waiting and self._waiting.get(group) is waiting:
                     del self._waiting[group]

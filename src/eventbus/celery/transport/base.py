@@ -57,10 +57,6 @@ class ChannelBase(SQS.Channel, SqsSettlement):
     # -- visibility offers -----------------------------------------------------------------------------------
 
     @abstractmethod
-    def _visibility_of(self, queue: str, q_url: str) -> int:
-        """The queue's visibility timeout, seconds (cached)."""
-
-    @abstractmethod
     def _watch_received(self, queue: str, q_url: str, messages: list[dict[str, Any]]) -> None:
         """Keep the messages of a receive invisible to other consumers while they are held."""
 

@@ -81,15 +81,15 @@ class SettlingMixin(ChannelBase):
         self._drop(delivery_tag, "released" if released else "left")
         return released
 
-    def release_later(self, delivery_tag: Any, extra: int = 1) -> None:
-        """Visible again only after the queue's visibility timeout plus ``extra`` seconds (batched), and forgotten
-        here: a held message's visibility, extended by the heartbeat, never runs further than one timeout ahead, so
-        it comes back after every message received before it."""
-        info = self.qos.get(delivery_tag).delivery_info
-        if "sqs_message" in info:
-            timeout = self._visibility_of(self._queue_of(info), info["sqs_queue"])
-            self.change_visibility(info, min(timeout + extra, MAX_VISIBILITY))
-        self._drop(delivery_tag, "left")
+    def release_later(self, delivery_info: dict[str, Any], seconds: int) -> None:
+        """Visible again ``seconds`` from now (batched with the other visibility changes, in order), and forgotten
+        here if still held."""
+        if "sqs_message" not in delivery_info:
+            return
+        self.change_visibility(delivery_info, max(0, min(seconds, MAX_VISIBILITY)))
+        tag = delivery_info["sqs_message"]["ReceiptHandle"]
+        if tag in self.qos._delivered:
+            self._drop(tag, "left")
 
     def _queue_of(self, info: dict[str, Any]) -> str:
         routing_key = info.get("routing_key")
