@@ -6,7 +6,8 @@ worker. Each handled message increments the Redis counter ``BENCH_COUNTER``; the
 SQS request counts to ``BENCH_CALLS`` at shutdown. ``BENCH_LOG`` names a file that gets the consumer's log lines from
 INFO up (its "dropped message" lines among them), whatever the worker's ``-l``, and only that file. ``BENCH_OTEL``
 (``bare``, ``noop`` or ``memory``) sets up an OpenTelemetry SDK in the worker's processes. ``BENCH_PROFILE`` names a
-file that gets a CPU-time cProfile of the worker's main process (from the worker being ready to its shutdown; pstats).
+file that gets a CPU-time cProfile of the worker's main process (from the worker being ready to its shutdown; pstats);
+``BENCH_PROFILE_POOL`` a file name prefix for one of each pool process (``<prefix>.<pid>``, from its start to its exit).
 """
 
 from __future__ import annotations
@@ -118,6 +119,22 @@ if os.environ.get("BENCH_PROFILE"):
     worker_shutdown.connect(
         lambda **_: (_profile.disable(), _profile.dump_stats(os.environ["BENCH_PROFILE"])), weak=False
     )
+
+
+if os.environ.get("BENCH_PROFILE_POOL"):
+    import cProfile
+    import time
+
+    from celery.signals import worker_process_init, worker_process_shutdown
+
+    _pool_profile = cProfile.Profile(time.process_time)
+
+    def _dump_pool_profile(**_: Any) -> None:
+        _pool_profile.disable()
+        _pool_profile.dump_stats(f"{os.environ['BENCH_PROFILE_POOL']}.{os.getpid()}")
+
+    worker_process_init.connect(lambda **_: _pool_profile.enable(), weak=False)
+    worker_process_shutdown.connect(_dump_pool_profile, weak=False)
 
 
 @worker_shutdown.connect

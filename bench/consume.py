@@ -52,6 +52,8 @@ class Result:
     #: CPU seconds per 1,000 messages of the worker's processes from the first handled message to the last (start-up
     #: and shutdown left out); for the raw drain, this process's CPU
     steady_cpu_seconds_per_1000: float = 0.0
+    #: of which the worker's main process (receiving, routing, handing to the pool, acknowledging)
+    steady_main_cpu_seconds_per_1000: float = 0.0
 
 
 def clients(endpoint: str) -> tuple[Any, Any]:
@@ -160,9 +162,10 @@ def left_in(sqs: Any, url: str) -> int:
     return sum(int(attributes[name]) for name in names)
 
 
-def tree_cpu(group: int) -> float:
-    """CPU seconds (user + system) used so far by the live processes of process group ``group`` (from ``/proc``)."""
-    total = 0
+def tree_cpu(group: int) -> tuple[float, float]:
+    """CPU seconds (user + system) used so far by the live processes of process group ``group`` and by its leader
+    (the worker's main process), from ``/proc``."""
+    total = leader = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
@@ -170,8 +173,12 @@ def tree_cpu(group: int) -> float:
             continue  # gone meanwhile
         # after the command: state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime
         if int(fields[2]) == group:
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+            used = int(fields[11]) + int(fields[12])
+            total += used
+            if stat.parent.name == str(group):
+                leader = used
+    tick = os.sysconf("SC_CLK_TCK")
+    return total / tick, leader / tick
 
 
 def run_worker(endpoint: str, queue: str, n: int, counter: str, extra_env: dict[str, str]) -> Result:
@@ -201,7 +208,7 @@ def run_worker(endpoint: str, queue: str, n: int, counter: str, extra_env: dict[
     try:
         first = last = 0.0
         first_done = 0
-        cpu_first = cpu_last = 0.0
+        cpu_first = cpu_last = (0.0, 0.0)
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             done = int(r.get(counter) or 0)
@@ -226,7 +233,9 @@ def run_worker(endpoint: str, queue: str, n: int, counter: str, extra_env: dict[
     total = sum(calls.values())
     seconds = max(last - first, 1e-9)
     result = Result("", n, seconds, (n - 1) / seconds, total, total / n, cpu * 1000 / n, calls, handled - n)
-    result.steady_cpu_seconds_per_1000 = (cpu_last - cpu_first) * 1000 / max(n - first_done, 1)
+    steady_n = max(n - first_done, 1)
+    result.steady_cpu_seconds_per_1000 = (cpu_last[0] - cpu_first[0]) * 1000 / steady_n
+    result.steady_main_cpu_seconds_per_1000 = (cpu_last[1] - cpu_first[1]) * 1000 / steady_n
     return result
 
 
@@ -246,7 +255,9 @@ def raw_drain(sqs: Any, url: str, n: int) -> Result:
     seconds = time.perf_counter() - start
     cpu = time.process_time() - cpu0
     total = sum(calls.values())
-    return Result("", n, seconds, n / seconds, total, total / n, cpu * 1000 / n, calls, 0, 0, cpu * 1000 / n)
+    return Result(
+        "", n, seconds, n / seconds, total, total / n, cpu * 1000 / n, calls, 0, 0, cpu * 1000 / n, cpu * 1000 / n
+    )
 
 
 def scenarios(endpoint: str, n: int, worker_endpoint: str) -> dict[str, Callable[[], Result]]:
@@ -336,7 +347,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated scenario names")
     parser.add_argument("--baseline", default="stock-tuned-tasks", help="the scenario ratios are against")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="add this delay to every worker request")
+    parser.add_argument("--pin", action="store_true", help="endpoint on CPUs of its own (bench/pinning.py)")
     args = parser.parse_args(argv)
+    if args.pin:
+        from bench.pinning import pinned
+
+        with pinned(args.endpoint) as placement:
+            print(f"pinned: {placement}", flush=True)
+            return _run(args)
+    return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.latency_ms:
         from bench.latency_proxy import LatencyProxy
 
@@ -359,21 +381,25 @@ def measure(args: argparse.Namespace, table: dict[str, Callable[[], Result]]) ->
             runs[name].append(result)
             print(
                 f"  {name}: {result.per_second:8.1f} msg/s, {result.calls_per_message:.2f} SQS calls/msg, "
-                f"{result.steady_cpu_seconds_per_1000:.2f} CPU s/1000 steady",
+                f"{result.steady_cpu_seconds_per_1000:.2f} CPU s/1000 steady "
+                f"(main process {result.steady_main_cpu_seconds_per_1000:.2f})",
                 flush=True,
             )
     results = [sorted(runs[name], key=lambda r: r.per_second)[len(runs[name]) // 2] for name in chosen]
     baseline = next((r.per_second for r in results if r.scenario == args.baseline), None)
     latency = f", +{args.latency_ms:g} ms per request" if args.latency_ms else ""
-    print(f"\nN={args.n}, median of {args.repeat}, endpoint {args.endpoint}{latency}, prefork -c 2")
-    head = f"{'msg/s':>9} {'x base':>8} {'SQS calls/msg':>14} {'CPU s/1000':>11} {'steady':>7} {'dup':>4} {'left':>5}"
+    pin = ", pinned" if getattr(args, "pin", False) else ""
+    print(f"\nN={args.n}, median of {args.repeat}, endpoint {args.endpoint}{latency}{pin}, prefork -c 2")
+    head = f"{'msg/s':>9} {'x base':>8} {'SQS calls/msg':>14} {'CPU s/1000':>11} {'steady':>7} {'main':>5}"
+    head += f" {'dup':>4} {'left':>5}"
     print(f"{'scenario':<36} {head}")
     for r in results:
         ratio = f"{r.per_second / baseline:.2f}" if baseline else "-"
         # steady: the median of the scenario's runs (CPU per message varies less than the rate)
         steady = sorted(x.steady_cpu_seconds_per_1000 for x in runs[r.scenario])[len(runs[r.scenario]) // 2]
+        main = sorted(x.steady_main_cpu_seconds_per_1000 for x in runs[r.scenario])[len(runs[r.scenario]) // 2]
         cols = f"{r.per_second:9.1f} {ratio:>8} {r.calls_per_message:14.2f} {r.cpu_seconds_per_1000:11.2f}"
-        cols += f" {steady:7.2f} {r.duplicates:4d} {r.left_in_queue:5d}"
+        cols += f" {steady:7.2f} {main:5.2f} {r.duplicates:4d} {r.left_in_queue:5d}"
         print(f"{r.scenario:<36} {cols}")
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)

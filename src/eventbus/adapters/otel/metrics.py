@@ -59,6 +59,18 @@ def _sdk_set(provider: metrics.MeterProvider) -> bool:
     return not isinstance(provider, metrics.NoOpMeterProvider) and type(provider).__name__ != "_ProxyMeterProvider"
 
 
+#: Set once OpenTelemetry's global meter provider is an SDK's: it cannot be replaced after that (``set_meter_provider``
+#: takes effect once per process), so the check is not repeated on every measurement.
+_global_sdk_set = False
+
+
+def _global_recording() -> bool:
+    global _global_sdk_set
+    if not _global_sdk_set:
+        _global_sdk_set = _sdk_set(metrics.get_meter_provider())
+    return _global_sdk_set
+
+
 class _Sums:
     """A monotonic counter's sums by attribute set, kept in this process and reported by an observable counter.
 
@@ -218,7 +230,8 @@ class OtelMetrics(MetricHooks):
     @property
     def recording(self) -> bool:
         """True once an SDK meter provider is set (this object's, or OpenTelemetry's global one)."""
-        return _sdk_set(self.meter_provider or metrics.get_meter_provider())
+        provider = self.meter_provider
+        return _global_recording() if provider is None else _sdk_set(provider)
 
     def _recording(self) -> _Instruments | None:
         """The instruments, or None while measurements would go nowhere (no SDK meter provider set yet)."""
