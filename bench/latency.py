@@ -147,11 +147,26 @@ class Topology:
 
 
 class Publisher:
-    """Publishes events to a topic at a fixed rate, one SNS Publish each, from a small pool of threads."""
+    """Publishes events to a topic at a fixed rate from a small pool of threads: one SNS Publish each, or (``batch``
+    > 1) ``batch`` consecutive events in one PublishBatch, each stamped with the time just before that call."""
 
-    def __init__(self, endpoint: str, topic_arn: str, threads: int) -> None:
+    def __init__(self, endpoint: str, topic_arn: str, threads: int, batch: int = 1) -> None:
         self.publishers = [SnsPublisher(clients(endpoint)[1], topic_arn=topic_arn) for _ in range(threads)]
         self.sent: list[float] = []
+        self.batch = batch
+
+    def publish_many(self, first: int, count: int, publisher: SnsPublisher) -> float:
+        """Publish events ``first`` .. ``first + count - 1`` in one PublishBatch now; return their send time."""
+        sent = time.time()
+        envelopes = [
+            Envelope(
+                metadata=Metadata(event_name=EVENT, publisher_name="bench-latency", entity_id=str(i)),
+                payload={"i": i, "sent": sent, "warm": False},
+            )
+            for i in range(first, first + count)
+        ]
+        publisher.publish_batch(envelopes)
+        return sent
 
     def publish(self, i: int, *, warm: bool = False, publisher: SnsPublisher | None = None) -> float:
         """Publish event ``i`` now; return its send time."""
@@ -169,6 +184,9 @@ class Publisher:
         counter = iter(range(n))
         start = time.perf_counter() + 0.05
 
+        if self.batch > 1:
+            counter = iter(range(0, n, self.batch))
+
         def work(publisher: SnsPublisher) -> None:
             while True:
                 with lock:
@@ -178,7 +196,11 @@ class Publisher:
                 delay = start + i / rate - time.perf_counter()
                 if delay > 0:
                     time.sleep(delay)
-                sent[i] = self.publish(i, publisher=publisher)
+                if self.batch > 1:
+                    count = min(self.batch, n - i)
+                    sent[i : i + count] = [self.publish_many(i, count, publisher)] * count
+                else:
+                    sent[i] = self.publish(i, publisher=publisher)
 
         threads = [threading.Thread(target=work, args=(p,), daemon=True) for p in self.publishers]
         for thread in threads:
@@ -310,7 +332,7 @@ def run(args: argparse.Namespace, scenario: str, rate: float, round_: int) -> Ru
     key = f"latency:{topology.name}"
     r.delete(key)
     consumer = Consumer(scenario, args.endpoint, topology, key, args.trace)
-    publisher = Publisher(args.endpoint, topology.topic_arn, args.publish_threads)
+    publisher = Publisher(args.endpoint, topology.topic_arn, args.publish_threads, args.batch)
     trace: dict[str, Any] = {}
     try:
         consumer.start()
@@ -455,8 +477,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="rounds; each runs every scenario at every rate")
     parser.add_argument("--only", default=f"{RAW},{WORKER}", help=f"comma-separated, of {', '.join(SCENARIOS)}")
     parser.add_argument("--publish-threads", type=int, default=4)
+    parser.add_argument(
+        "--batch", type=int, default=1, help="events per PublishBatch (1: one Publish each); for rates SNS can't take"
+    )
     parser.add_argument("--trace", action="store_true", help="split each event's latency into stages")
+    parser.add_argument("--pin", action="store_true", help="endpoint on CPUs of its own (bench/pinning.py)")
     args = parser.parse_args(argv)
+    if args.pin:
+        from bench.pinning import pinned
+
+        with pinned(args.endpoint) as placement:
+            print(f"pinned: {placement}", flush=True)
+            return _measure(parser, args)
+    return _measure(parser, args)
+
+
+def _measure(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     rates = [float(x) for x in args.rates.split(",") if x]
     scenarios = [s for s in args.only.split(",") if s]
     unknown = set(scenarios) - set(SCENARIOS)
@@ -475,7 +511,9 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
     rows = summarise(runs, scenarios, rates)
-    print(f"\n{args.seconds:g} s per rate, {args.repeat} round(s) pooled, endpoint {args.endpoint}, prefork -c 2")
+    how = f", PublishBatch of {args.batch}" if args.batch > 1 else ""
+    how += ", pinned" if args.pin else ""
+    print(f"\n{args.seconds:g} s per rate, {args.repeat} round(s) pooled, endpoint {args.endpoint}{how}, prefork -c 2")
     print("latency publish -> handler, ms; ratios against raw-long-poll at the same rate\n")
     print_table(rows)
     print_rounds(runs)
