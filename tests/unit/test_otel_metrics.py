@@ -347,3 +347,45 @@ def test_a_forked_process_does_not_report_its_parents_counts(hooks: Metered, rea
     with os.fdopen(read) as child:
         assert child.read() == "[]"
     assert [p.value for p in points(reader, "messaging.client.consumed.messages")] == [1]
+
+
+def test_a_forked_process_does_not_record_its_parents_pending_histogram_measurements(
+    hooks: Metered, reader: InMemoryMetricReader
+) -> None:
+    import os
+
+    hooks.handler_duration(event_name="orderPlaced", queue=QUEUE, seconds=0.02, succeeded=True)  # pending, not read
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            counts = [p.count for p in points(reader, "messaging.process.duration")]
+            os.write(write, repr(counts).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as child:
+        assert child.read() == "[]"
+    assert [p.count for p in points(reader, "messaging.process.duration")] == [1]
+
+
+def test_histogram_measurements_from_many_threads_are_all_exported_past_the_pending_limit(
+    hooks: Metered, reader: InMemoryMetricReader
+) -> None:
+    import threading
+
+    def record() -> None:
+        for _ in range(1000):
+            hooks.handler_duration(event_name="orderPlaced", queue=QUEUE, seconds=0.001, succeeded=True)
+            hooks.batch_sent(operation="delete", size=10)
+
+    threads = [threading.Thread(target=record) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [p.count for p in points(reader, "messaging.process.duration")] == [8000]
+    assert [p.sum for p in points(reader, "eventbus.batch.size")] == [80000]
+    # collected again: cumulative, nothing recorded twice
+    assert [p.count for p in points(reader, "messaging.process.duration")] == [8000]

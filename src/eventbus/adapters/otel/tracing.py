@@ -43,6 +43,9 @@ __all__ = ["OtelTracing"]
 _PROPAGATOR: Final = TraceContextTextMapPropagator()
 #: ``eventbus.event.name``: the event's ``metadata.eventName``.
 EVENT_NAME: Final = "eventbus.event.name"
+_NOT_AN_SDK: Final = (trace.NoOpTracerProvider, trace.ProxyTracerProvider)
+#: Set once OpenTelemetry's global tracer provider is an SDK's.
+_global_sdk_set = False
 
 
 @functools.cache
@@ -115,8 +118,13 @@ class OtelTracing(TraceHooks):
     @property
     def active(self) -> bool:
         """False while no SDK provider is set (OpenTelemetry's no-op or proxy one): every hook is then a no-op."""
-        provider = self.tracer_provider or trace.get_tracer_provider()
-        return not isinstance(provider, (trace.NoOpTracerProvider, trace.ProxyTracerProvider))
+        global _global_sdk_set
+        provider = self.tracer_provider
+        if provider is not None:
+            return not isinstance(provider, _NOT_AN_SDK)
+        if not _global_sdk_set:  # the global provider, once an SDK's, stays it (set_tracer_provider works once)
+            _global_sdk_set = not isinstance(trace.get_tracer_provider(), _NOT_AN_SDK)
+        return _global_sdk_set
 
     @property
     def tracer(self) -> trace.Tracer:
