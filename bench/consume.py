@@ -348,7 +348,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", default="stock-tuned-tasks", help="the scenario ratios are against")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="add this delay to every worker request")
     parser.add_argument("--pin", action="store_true", help="endpoint on CPUs of its own (bench/pinning.py)")
+    parser.add_argument(
+        "--count",
+        choices=["each", "batched"],
+        default="each",
+        help="how handlers count: a Redis INCR per message, or per-process sums added every 5 ms (bench_app)",
+    )
     args = parser.parse_args(argv)
+    os.environ["BENCH_COUNT"] = args.count  # the workers inherit it
     if args.pin:
         from bench.pinning import pinned
 
@@ -367,6 +374,16 @@ def _run(args: argparse.Namespace) -> int:
             print(f"workers reach {args.endpoint} through {proxy.url}, +{args.latency_ms:g} ms per request")
             return measure(args, scenarios(args.endpoint, args.n, proxy.url))
     return measure(args, scenarios(args.endpoint, args.n, args.endpoint))
+
+
+def _paired(runs: dict[str, list[Result]], scenario: str, baseline: str) -> str:
+    """The median of the scenario's rate over the baseline's in each round (range): drift between rounds cancels."""
+    if baseline not in runs:
+        return "-"
+    ratios = sorted(a.per_second / b.per_second for a, b in zip(runs[scenario], runs[baseline], strict=False))
+    if not ratios:
+        return "-"
+    return f"{ratios[len(ratios) // 2]:.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f})"
 
 
 def measure(args: argparse.Namespace, table: dict[str, Callable[[], Result]]) -> int:
@@ -389,16 +406,19 @@ def measure(args: argparse.Namespace, table: dict[str, Callable[[], Result]]) ->
     baseline = next((r.per_second for r in results if r.scenario == args.baseline), None)
     latency = f", +{args.latency_ms:g} ms per request" if args.latency_ms else ""
     pin = ", pinned" if getattr(args, "pin", False) else ""
+    pin += ", handlers count in batches" if getattr(args, "count", "each") == "batched" else ""
     print(f"\nN={args.n}, median of {args.repeat}, endpoint {args.endpoint}{latency}{pin}, prefork -c 2")
-    head = f"{'msg/s':>9} {'x base':>8} {'SQS calls/msg':>14} {'CPU s/1000':>11} {'steady':>7} {'main':>5}"
+    head = f"{'msg/s':>9} {'x base':>8} {'paired':>17} {'SQS calls/msg':>14} {'CPU s/1000':>11} {'steady':>7}"
+    head += f" {'main':>5}"
     head += f" {'dup':>4} {'left':>5}"
     print(f"{'scenario':<36} {head}")
     for r in results:
         ratio = f"{r.per_second / baseline:.2f}" if baseline else "-"
+        paired = _paired(runs, r.scenario, args.baseline)
         # steady: the median of the scenario's runs (CPU per message varies less than the rate)
         steady = sorted(x.steady_cpu_seconds_per_1000 for x in runs[r.scenario])[len(runs[r.scenario]) // 2]
         main = sorted(x.steady_main_cpu_seconds_per_1000 for x in runs[r.scenario])[len(runs[r.scenario]) // 2]
-        cols = f"{r.per_second:9.1f} {ratio:>8} {r.calls_per_message:14.2f} {r.cpu_seconds_per_1000:11.2f}"
+        cols = f"{r.per_second:9.1f} {ratio:>8} {paired:>17} {r.calls_per_message:14.2f} {r.cpu_seconds_per_1000:11.2f}"
         cols += f" {steady:7.2f} {main:5.2f} {r.duplicates:4d} {r.left_in_queue:5d}"
         print(f"{r.scenario:<36} {cols}")
     out = ROOT / "bench" / "results"
