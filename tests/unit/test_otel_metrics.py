@@ -3,6 +3,7 @@ helpers that feed them: what a task's end reports, the outbox relay's counts, la
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -329,44 +330,39 @@ def test_counters_are_sums_kept_in_the_process_and_exported_cumulative(
     assert metric.unit == "{message}"
 
 
-def test_a_forked_process_does_not_report_its_parents_counts(hooks: Metered, reader: InMemoryMetricReader) -> None:
+def in_a_forked_child(collect: Callable[[], object]) -> str:
+    """``repr`` of what ``collect`` returns when run in a forked child of this process."""
     import os
 
-    hooks.event_settled(event_name="orderPlaced", queue=QUEUE, outcome="handled")
     read, write = os.pipe()
     pid = os.fork()
-    if pid == 0:  # the child: what would its own collection say?
+    if pid == 0:
         try:
-            hooks.dedup_hit(handler="t")
-            values = [p.value for p in points(reader, "messaging.client.consumed.messages")]
-            os.write(write, repr(values).encode())
+            os.write(write, repr(collect()).encode())
         finally:
             os._exit(0)
     os.close(write)
     os.waitpid(pid, 0)
     with os.fdopen(read) as child:
-        assert child.read() == "[]"
+        return child.read()
+
+
+def test_a_forked_process_does_not_report_its_parents_counts(hooks: Metered, reader: InMemoryMetricReader) -> None:
+    hooks.event_settled(event_name="orderPlaced", queue=QUEUE, outcome="handled")
+
+    def child() -> list[float]:  # what would the child's own collection say?
+        hooks.dedup_hit(handler="t")
+        return [p.value for p in points(reader, "messaging.client.consumed.messages")]
+
+    assert in_a_forked_child(child) == "[]"
     assert [p.value for p in points(reader, "messaging.client.consumed.messages")] == [1]
 
 
 def test_a_forked_process_does_not_record_its_parents_pending_histogram_measurements(
     hooks: Metered, reader: InMemoryMetricReader
 ) -> None:
-    import os
-
     hooks.handler_duration(event_name="orderPlaced", queue=QUEUE, seconds=0.02, succeeded=True)  # pending, not read
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            counts = [p.count for p in points(reader, "messaging.process.duration")]
-            os.write(write, repr(counts).encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    os.waitpid(pid, 0)
-    with os.fdopen(read) as child:
-        assert child.read() == "[]"
+    assert in_a_forked_child(lambda: [p.count for p in points(reader, "messaging.process.duration")]) == "[]"
     assert [p.count for p in points(reader, "messaging.process.duration")] == [1]
 
 
