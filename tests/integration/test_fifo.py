@@ -69,6 +69,18 @@ def by_group(rows: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return grouped
 
 
+def busy_time(rows: list[dict[str, Any]]) -> float:
+    """Seconds during which at least one of the rows' handlers was running (the union of their intervals)."""
+    busy = 0.0
+    until = float("-inf")
+    for row in sorted(rows, key=lambda r: r["start"]):
+        start = max(row["start"], until)
+        if row["end"] > start:
+            busy += row["end"] - start
+        until = max(until, row["end"])
+    return busy
+
+
 def test_each_group_in_publish_order_one_at_a_time_and_groups_in_parallel_a_failure_delaying_only_its_group(
     sns: Any, sqs: Any, sns_sqs_endpoint: str, tmp_path: Path
 ) -> None:
@@ -100,17 +112,22 @@ def test_each_group_in_publish_order_one_at_a_time_and_groups_in_parallel_a_fail
     window = [row for row in rows if failure["at"] < row["start"] < g03[10]["start"]]
     assert not [row for row in window if row["group"] == "g03"]
     assert len(window) >= 20, len(window)
-    # groups ran in parallel, across the pool: the other groups took well under their handlers' serial sum
+    # groups ran in parallel, across the pool: while any handler ran, on average well over one did. Measured over
+    # the time some handler ran, not from first start to last end: on a slow machine the emulator's own time between
+    # receives (nothing running) would otherwise decide it (a CI run: 13.5 s from first to last for a serial sum of
+    # 19.6 s, with 2.4 handlers running on average whenever one was)
     flowing = [row for row in rows if row["group"] != "g03"]
     serial = sum(row["end"] - row["start"] for row in flowing)
     handling = max(row["end"] for row in flowing) - min(row["start"] for row in flowing)
-    assert handling < 0.6 * serial, (handling, serial)
+    running = busy_time(flowing)
+    assert serial / running >= 1.8, (serial, running)
     assert len({row["pid"] for row in rows}) == 4
     overlap = sum(1 for a, b in itertools.pairwise(rows) if a["group"] != b["group"] and b["start"] < a["end"])
     assert overlap > 0
     print(
         f"FIFO {groups}x{per_group}: {handling:.1f}s from first start to last end ({finished - began:.1f}s in all with "
-        f"the publish and g03), their handlers' serial sum {serial:.1f}s (g03 left out: it waited for its failed step)"
+        f"the publish and g03), their handlers' serial sum {serial:.1f}s (g03 left out: it waited for its failed "
+        f"step), {serial / running:.2f} handlers running on average while any was"
     )
 
 
