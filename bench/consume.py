@@ -409,8 +409,7 @@ def measure(args: argparse.Namespace, table: dict[str, Callable[[], Result]]) ->
     pin += ", handlers count in batches" if getattr(args, "count", "each") == "batched" else ""
     print(f"\nN={args.n}, median of {args.repeat}, endpoint {args.endpoint}{latency}{pin}, prefork -c 2")
     head = f"{'msg/s':>9} {'x base':>8} {'paired':>17} {'SQS calls/msg':>14} {'CPU s/1000':>11} {'steady':>7}"
-    head += f" {'main':>5}"
-    head += f" {'dup':>4} {'left':>5}"
+    head += f" {'main':>5} {'dup':>4} {'left':>5}"
     print(f"{'scenario':<36} {head}")
     for r in results:
         ratio = f"{r.per_second / baseline:.2f}" if baseline else "-"
