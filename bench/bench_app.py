@@ -114,7 +114,18 @@ def _incr() -> None:
     _redis.incr(_counter)
 
 
-count = _BatchedCount() if os.environ.get("BENCH_COUNT") == "batched" else _incr
+_counting = _BatchedCount() if os.environ.get("BENCH_COUNT") == "batched" else _incr
+#: ``BENCH_HANDLER_CPU_US``: CPU time each handler spends before counting (a handler doing work), in seconds.
+_work = int(os.environ.get("BENCH_HANDLER_CPU_US") or 0) / 1e6
+
+
+def count() -> None:
+    """What every handler does: spend ``BENCH_HANDLER_CPU_US`` of CPU time (0 by default), then count."""
+    if _work:
+        until = time.thread_time() + _work  # this thread's: right in a pool of threads too
+        while time.thread_time() < until:
+            pass
+    _counting()
 CALLS: Counter[str] = Counter()
 
 

@@ -354,8 +354,15 @@ def main(argv: list[str] | None = None) -> int:
         default="each",
         help="how handlers count: a Redis INCR per message, or per-process sums added every 5 ms (bench_app)",
     )
+    parser.add_argument(
+        "--handler-cpu-us",
+        type=int,
+        default=0,
+        help="handlers also spend this much CPU time (microseconds) per message, as a handler doing work would",
+    )
     args = parser.parse_args(argv)
     os.environ["BENCH_COUNT"] = args.count  # the workers inherit it
+    os.environ["BENCH_HANDLER_CPU_US"] = str(args.handler_cpu_us)
     if args.pin:
         from bench.pinning import pinned
 
@@ -407,6 +414,7 @@ def measure(args: argparse.Namespace, table: dict[str, Callable[[], Result]]) ->
     latency = f", +{args.latency_ms:g} ms per request" if args.latency_ms else ""
     pin = ", pinned" if getattr(args, "pin", False) else ""
     pin += ", handlers count in batches" if getattr(args, "count", "each") == "batched" else ""
+    pin += f", handlers spend {args.handler_cpu_us} µs CPU each" if getattr(args, "handler_cpu_us", 0) else ""
     print(f"\nN={args.n}, median of {args.repeat}, endpoint {args.endpoint}{latency}{pin}, prefork -c 2")
     head = f"{'msg/s':>9} {'x base':>8} {'paired':>17} {'SQS calls/msg':>14} {'CPU s/1000':>11} {'steady':>7}"
     head += f" {'main':>5} {'dup':>4} {'left':>5}"

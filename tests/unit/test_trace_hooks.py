@@ -231,3 +231,53 @@ def test_task_headers_are_left_alone_when_set_and_read_only_when_well_formed() -
     assert trace_headers_of(Request()) == ("", "")
     Request.traceparent = PARENT
     assert trace_headers_of(Request()) == (PARENT, "k=v")
+
+
+TRACEPARENTS = [
+    PARENT,
+    "00-" + "0af7651916cd43dd8448eb211c80319c" + "-" + "b7ad6b7169203331" + "-00",  # not sampled
+    "00-" + "A" * 32 + "-" + "b" * 16 + "-01",  # upper case: invalid
+    "00-" + "0" * 32 + "-" + "b" * 16 + "-01",  # all-zero trace id
+    "00-" + "a" * 32 + "-" + "0" * 16 + "-01",  # all-zero span id
+    "ff-" + "a" * 32 + "-" + "b" * 16 + "-01",  # version ff
+    "01-" + "a" * 32 + "-" + "b" * 16 + "-01-more",  # a later version, with more fields
+    "00-" + "a" * 32 + "-" + "b" * 16 + "-01-more",  # version 00 with more fields
+    "00-" + "a" * 32 + "-" + "b" * 16 + "-0g",
+    "00-" + "a" * 31 + "g-" + "b" * 16 + "-01",
+    " 00-" + "a" * 32 + "-" + "b" * 16 + "-01",
+    "00-" + "a" * 32 + "-" + "b" * 16 + "-01 ",
+    "00_" + "a" * 32 + "-" + "b" * 16 + "-01",
+    "00-" + "a" * 32 + "_" + "b" * 16 + "-01",
+    "00-" + "a" * 32 + "-" + "b" * 16 + "_01",
+    "00-" + "a" * 32 + "-" + "b" * 15 + "-01",
+    "",
+    "garbage",
+]
+TRACESTATES = ["", "vendor=value", "a=1,b=2", "not a tracestate", "k=" + "v" * 600, "=broken,", "a=1,a=2"]
+
+
+@pytest.mark.parametrize("traceparent", TRACEPARENTS)
+@pytest.mark.parametrize("tracestate", TRACESTATES)
+def test_the_fast_traceparent_reading_agrees_with_the_propagator(traceparent: str, tracestate: str) -> None:
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    from eventbus.adapters.otel.tracing import _remote
+
+    carrier = {"traceparent": traceparent}
+    if tracestate:
+        carrier["tracestate"] = tracestate
+    expected = trace.get_current_span(TraceContextTextMapPropagator().extract(carrier)).get_span_context()
+    _remote.cache_clear()
+    got = _remote(traceparent, tracestate)
+    if not expected.is_valid:
+        assert not got.is_valid
+        return
+    assert (got.trace_id, got.span_id, got.trace_flags, got.is_remote) == (
+        expected.trace_id,
+        expected.span_id,
+        expected.trace_flags,
+        expected.is_remote,
+    )
+    assert (got.trace_state.to_header() if got.trace_state else "") == (
+        expected.trace_state.to_header() if expected.trace_state else ""
+    )

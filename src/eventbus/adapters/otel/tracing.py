@@ -32,7 +32,7 @@ from typing import Final
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from eventbus.core.trace_hooks import OutgoingTrace, ProducerOperation, TraceHooks
@@ -41,6 +41,8 @@ from eventbus.errors import EventBusError
 __all__ = ["OtelTracing"]
 
 _PROPAGATOR: Final = TraceContextTextMapPropagator()
+#: ``tracestate`` read by :func:`_parse_traceparent` up to this length (W3C's 512); a longer one by the propagator.
+_TRACESTATE_LIMIT: Final = 512
 #: ``eventbus.event.name``: the event's ``metadata.eventName``.
 EVENT_NAME: Final = "eventbus.event.name"
 _NOT_AN_SDK: Final = (trace.NoOpTracerProvider, trace.ProxyTracerProvider)
@@ -92,14 +94,82 @@ def _carrier(traceparent: str, tracestate: str) -> dict[str, str]:
     return carrier
 
 
+_HEX: Final = frozenset("0123456789abcdef")
+
+
+def _parse_traceparent(traceparent: str, tracestate: str) -> SpanContext | None:
+    """The span context of a version-00 ``traceparent`` of exactly 55 characters (what every W3C producer sends),
+    or None for anything else (OpenTelemetry's own propagator reads that)."""
+    if len(traceparent) != 55 or traceparent[:3] != "00-" or traceparent[35] != "-" or traceparent[52] != "-":
+        return None
+    trace_id, span_id, flags = traceparent[3:35], traceparent[36:52], traceparent[53:]
+    if not _HEX.issuperset(trace_id) or not _HEX.issuperset(span_id) or not _HEX.issuperset(flags):
+        return None
+    if len(tracestate) > _TRACESTATE_LIMIT:
+        return None  # the propagator's rules for a long one (dropped past its own bound, with its warning)
+    return SpanContext(
+        int(trace_id, 16),
+        int(span_id, 16),
+        is_remote=True,
+        trace_flags=TraceFlags(int(flags, 16)),
+        trace_state=TraceState.from_header([tracestate]) if tracestate else None,
+    )
+
+
 @functools.lru_cache(maxsize=256)
 def _remote(traceparent: str, tracestate: str) -> SpanContext:
     """The span context W3C ``traceparent`` / ``tracestate`` name (invalid if they are not valid), read by
-    OpenTelemetry's own propagator. Kept for the next few calls: one event's task reads its context twice (the task
-    message's headers when it starts, the envelope's in its process span)."""
+    OpenTelemetry's own propagator unless :func:`_parse_traceparent` reads it. Kept for the next few calls: one
+    event's task reads its context twice (the task message's headers when it starts, the envelope's in its process
+    span)."""
     if not traceparent:
         return trace.INVALID_SPAN_CONTEXT
+    parsed = _parse_traceparent(traceparent, tracestate)
+    if parsed is not None:
+        return parsed  # an all-zero id makes it invalid, as the propagator's would be
     return trace.get_current_span(_PROPAGATOR.extract(_carrier(traceparent, tracestate))).get_span_context()
+
+
+class _CurrentSpan:
+    """A span current for the block, ended after it, an exception recorded as :func:`record_error` does.
+
+    Started and made current by hand rather than through the SDK's ``start_as_current_span`` (two more context
+    managers), and a class rather than a generator: every handled event's process span comes through here."""
+
+    __slots__ = ("_span", "_start", "_token")
+
+    def __init__(
+        self,
+        tracer: trace.Tracer,
+        name: str,
+        kind: SpanKind,
+        attributes: Mapping[str, str | int],
+        links: list[Link],
+        parent: otel_context.Context | None,
+    ) -> None:
+        self._start = (tracer, name, kind, attributes, links, parent)
+
+    def __enter__(self) -> None:
+        tracer, name, kind, attributes, links, parent = self._start
+        self._span = span = tracer.start_span(
+            name,
+            context=parent,
+            kind=kind,
+            attributes=attributes,
+            links=links,
+            record_exception=False,
+            set_status_on_exception=False,
+        )
+        self._token = otel_context.attach(trace.set_span_in_context(span))
+
+    def __exit__(self, _type: object, exc: BaseException | None, _traceback: object) -> None:
+        span = self._span
+        try:
+            if exc is not None:
+                record_error(span, exc)
+        finally:
+            otel_context.detach(self._token)
+            span.end()
 
 
 class OtelTracing(TraceHooks):
@@ -201,42 +271,9 @@ class OtelTracing(TraceHooks):
         }
         if destination:
             attributes["messaging.destination.name"] = destination
-        with self._current_span(
-            f"publish {destination}" if destination else "publish", SpanKind.CLIENT, attributes, links
-        ):
+        name = f"publish {destination}" if destination else "publish"
+        with _CurrentSpan(self.tracer, name, SpanKind.CLIENT, attributes, links, None):
             yield
-
-    @contextmanager
-    def _current_span(
-        self,
-        name: str,
-        kind: SpanKind,
-        attributes: Mapping[str, str | int],
-        links: list[Link],
-        parent: otel_context.Context | None = None,
-    ) -> Iterator[None]:
-        """A span current for the block, ended after it, an exception recorded as :func:`record_error` does.
-
-        Started and made current by hand rather than through the SDK's ``start_as_current_span`` (two more context
-        managers): every handled event's process span comes through here."""
-        span = self.tracer.start_span(
-            name,
-            context=parent,
-            kind=kind,
-            attributes=attributes,
-            links=links,
-            record_exception=False,
-            set_status_on_exception=False,
-        )
-        token = otel_context.attach(trace.set_span_in_context(span))
-        try:
-            yield
-        except BaseException as exc:
-            record_error(span, exc)
-            raise
-        finally:
-            otel_context.detach(token)
-            span.end()
 
     def processing(
         self,
@@ -258,10 +295,9 @@ class OtelTracing(TraceHooks):
             )
         return self._processing(event_name, destination, message_id, traceparent, tracestate)
 
-    @contextmanager
     def _processing(
         self, event_name: str, destination: str, message_id: str, traceparent: str, tracestate: str
-    ) -> Iterator[None]:
+    ) -> _CurrentSpan:
         # the producer's context is parsed once per event (_remote: the task's start read it already)
         producer = _remote(traceparent, tracestate)
         current = trace.get_current_span().get_span_context()
@@ -286,8 +322,7 @@ class OtelTracing(TraceHooks):
         if message_id:
             attributes["messaging.message.id"] = message_id
         name = f"process {destination}" if destination else "process"
-        with self._current_span(name, SpanKind.CONSUMER, attributes, links, parent):
-            yield
+        return _CurrentSpan(self.tracer, name, SpanKind.CONSUMER, attributes, links, parent)
 
     def continuing(self, *, traceparent: str, tracestate: str) -> AbstractContextManager[None]:
         """Make the task message's trace context current, unless a span of that trace is current already."""
