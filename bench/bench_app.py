@@ -126,6 +126,8 @@ def count() -> None:
         while time.thread_time() < until:
             pass
     _counting()
+
+
 CALLS: Counter[str] = Counter()
 
 

@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import boto3
 import redis
@@ -181,6 +181,10 @@ def tree_cpu(group: int) -> tuple[float, float]:
     return total / tick, leader / tick
 
 
+#: A worker that has handled nothing this long after its start is stuck (e.g. retrying a connection it cannot make).
+STALLED_SECONDS: Final = 90
+
+
 def run_worker(endpoint: str, queue: str, n: int, counter: str, extra_env: dict[str, str]) -> Result:
     r = redis.Redis.from_url(os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/0"))
     r.delete(counter)
@@ -209,8 +213,13 @@ def run_worker(endpoint: str, queue: str, n: int, counter: str, extra_env: dict[
         first = last = 0.0
         first_done = 0
         cpu_first = cpu_last = (0.0, 0.0)
-        deadline = time.monotonic() + 600
+        started = time.monotonic()
+        deadline = started + 600
         while time.monotonic() < deadline:
+            if worker.poll() is not None:
+                raise RuntimeError(f"{queue}: the worker exited with {worker.returncode} (its output is above)")
+            if not first and time.monotonic() - started > STALLED_SECONDS:
+                raise RuntimeError(f"{queue}: nothing handled {STALLED_SECONDS} s after the worker started (above)")
             done = int(r.get(counter) or 0)
             now = time.perf_counter()
             if done and not first:
@@ -322,6 +331,8 @@ def scenarios(endpoint: str, n: int, worker_endpoint: str) -> dict[str, Callable
         "eventbus-tasks": tasks({}),
         # the same events in other pools: two threads of the worker's process, or the worker's own thread
         "eventbus-events-threads": events({"BENCH_POOL": "threads"}),
+        "eventbus-events-threads-telemetry-off": events({"BENCH_POOL": "threads", "EVENTBUS_TELEMETRY": "off"}),
+        "eventbus-events-threads-otel-sdk-noop": events({"BENCH_POOL": "threads", "BENCH_OTEL": "noop"}),
         "eventbus-events-solo": events({"BENCH_POOL": "solo"}),
         # telemetry: the same events with OpenTelemetry off, with an SDK exporting to nothing, to memory
         "eventbus-events-telemetry-off": events({"EVENTBUS_TELEMETRY": "off"}),
