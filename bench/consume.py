@@ -14,6 +14,7 @@ S3 and send its pointer: S3 is ``BENCH_S3_ENDPOINT``, else the endpoint's when i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -232,7 +233,8 @@ def run_worker(endpoint: str, queue: str, n: int, counter: str, extra_env: dict[
             raise RuntimeError(f"{queue}: only {r.get(counter)} of {n} handled")
         time.sleep(1.0)  # anything handled twice shows up as a count above n
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # gone already: it exited by itself
+            os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=60)
     handled = int(r.get(counter) or 0)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
