@@ -49,7 +49,8 @@ if "BENCH_LOG" in os.environ:
 def _otel(mode: str) -> None:
     """An OpenTelemetry SDK in this process (``BENCH_OTEL``): ``bare`` has no exporter and no reader (spans and
     measurements are made and dropped), ``noop`` exports spans through a batch processor to an exporter that drops
-    them, ``memory`` keeps them in an in-memory exporter; metrics go to an in-memory reader in the last two."""
+    them, ``memory`` keeps them in an in-memory exporter, ``sampled-10`` is ``noop`` recording one trace in ten (a
+    ``ParentBased(TraceIdRatioBased(0.1))`` sampler); metrics go to an in-memory reader in all but ``bare``."""
     from opentelemetry import metrics, trace
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -66,9 +67,11 @@ def _otel(mode: str) -> None:
         def export(self, spans: Any) -> SpanExportResult:
             return SpanExportResult.SUCCESS
 
-    tracing = TracerProvider()
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    tracing = TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.1))) if mode == "sampled-10" else TracerProvider()
     if mode != "bare":
-        processor = BatchSpanProcessor(Nowhere()) if mode == "noop" else SimpleSpanProcessor(InMemorySpanExporter())
+        processor = SimpleSpanProcessor(InMemorySpanExporter()) if mode == "memory" else BatchSpanProcessor(Nowhere())
         tracing.add_span_processor(processor)
     trace.set_tracer_provider(tracing)
     metrics.set_meter_provider(MeterProvider(metric_readers=[] if mode == "bare" else [InMemoryMetricReader()]))

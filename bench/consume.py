@@ -67,16 +67,20 @@ def clients(endpoint: str) -> tuple[Any, Any]:
     return boto3.client("sqs", **kwargs), boto3.client("sns", **kwargs)
 
 
-def envelope(i: int, pad: int = 0) -> str:
+def envelope(i: int, pad: int = 0, traced: bool = False) -> str:
     metadata = {"eventName": "benchEvent", "publisherName": "bench", "entityId": str(i), "publishDate": "2026-01-01"}
+    if traced:  # as an eventbus publisher sends it: W3C trace context, a trace of its own per event
+        metadata["traceparent"] = f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01"
     payload: dict[str, Any] = {"i": i, "pad": "x" * pad} if pad else {"i": i}
     return json.dumps({"metadata": metadata, "payload": payload})
 
 
-def fill_events(sqs: Any, url: str, n: int, pad: int = 0) -> None:
+def fill_events(sqs: Any, url: str, n: int, pad: int = 0, traced: bool = False) -> None:
     per_call = 10 if pad < 20_000 else 1  # SendMessageBatch carries 256 KiB at most
     for start in range(0, n, per_call):
-        entries = [{"Id": str(i), "MessageBody": envelope(i, pad)} for i in range(start, min(start + per_call, n))]
+        entries = [
+            {"Id": str(i), "MessageBody": envelope(i, pad, traced)} for i in range(start, min(start + per_call, n))
+        ]
         sqs.send_message_batch(QueueUrl=url, Entries=entries)
 
 
@@ -289,8 +293,8 @@ def scenarios(endpoint: str, n: int, worker_endpoint: str) -> dict[str, Callable
 
         return run
 
-    def events(extra: dict[str, str]) -> Callable[[], Result]:
-        return worker_run(lambda name, url: fill_events(sqs, url, n), extra)
+    def events(extra: dict[str, str], traced: bool = False) -> Callable[[], Result]:
+        return worker_run(lambda name, url: fill_events(sqs, url, n, traced=traced), extra)
 
     def tasks(extra: dict[str, str]) -> Callable[[], Result]:
         return worker_run(lambda name, url: fill_tasks(endpoint, name, n), extra)
@@ -341,6 +345,11 @@ def scenarios(endpoint: str, n: int, worker_endpoint: str) -> dict[str, Callable
         "eventbus-events-otel-sdk-bare": events({"BENCH_OTEL": "bare"}),
         "eventbus-events-otel-sdk-noop": events({"BENCH_OTEL": "noop"}),
         "eventbus-events-otel-sdk-memory": events({"BENCH_OTEL": "memory"}),
+        "eventbus-events-otel-sdk-sampled-10": events({"BENCH_OTEL": "sampled-10"}),
+        # the same with a traceparent in every event, as eventbus's publishers send them
+        "eventbus-events-traced-telemetry-off": events({"EVENTBUS_TELEMETRY": "off"}, traced=True),
+        "eventbus-events-traced-otel-sdk-noop": events({"BENCH_OTEL": "noop"}, traced=True),
+        "eventbus-events-traced-otel-sdk-sampled-10": events({"BENCH_OTEL": "sampled-10"}, traced=True),
         # FIFO (issue 15): the same events in 1, 10 and 100 message groups of a FIFO queue
         "eventbus-events-fifo-1-group": fifo(1),
         "eventbus-events-fifo-10-groups": fifo(10),
