@@ -118,7 +118,7 @@ def _incr() -> None:
 
 
 _counting = _BatchedCount() if os.environ.get("BENCH_COUNT") == "batched" else _incr
-#: ``BENCH_HANDLER_CPU_US``: CPU time each handler spends before counting (a handler doing work), in seconds.
+#: CPU time each handler spends before counting (a handler doing work): ``BENCH_HANDLER_CPU_US``, in seconds here.
 _work = int(os.environ.get("BENCH_HANDLER_CPU_US") or 0) / 1e6
 
 
