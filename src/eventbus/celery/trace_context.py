@@ -16,18 +16,16 @@ boundary passes unknown headers through: a forged ``traceparent`` can at most mi
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, MutableMapping
 from contextlib import ExitStack, contextmanager
 from typing import Any, Final
 
 from celery.signals import before_task_publish
 
-from eventbus.core.tracing import continuing, current_trace
+from eventbus.core.tracing import continuing, current_trace, traceparent_parts
 
 __all__ = ["continuing_task_trace", "trace_headers_of"]
 
-_TRACEPARENT: Final = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 _TRACESTATE_LIMIT: Final = 512
 
 
@@ -55,7 +53,7 @@ def add_trace_headers(headers: MutableMapping[str, Any] | None = None, **_: Any)
 def trace_headers_of(request: Any) -> tuple[str, str]:
     """``(traceparent, tracestate)`` a task request's message carried; ``("", "")`` when absent or malformed."""
     traceparent = getattr(request, "traceparent", None)
-    if not isinstance(traceparent, str) or not _TRACEPARENT.match(traceparent):
+    if not isinstance(traceparent, str) or traceparent_parts(traceparent) is None:
         return "", ""
     tracestate = getattr(request, "tracestate", None)
     if not isinstance(tracestate, str) or len(tracestate) > _TRACESTATE_LIMIT:

@@ -11,7 +11,15 @@ from typing import Final
 
 from eventbus.core.envelope import Metadata
 
-_TRACEPARENT: Final = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+_VERSION_00: Final = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+
+
+def traceparent_parts(traceparent: str) -> tuple[str, str, str] | None:
+    """``(trace id, parent id, flags)`` of a W3C version-00 ``traceparent`` (lower-case hex, nothing before or after
+    it); None for anything else."""
+    match = _VERSION_00.fullmatch(traceparent)
+    return None if match is None else (match.group(1), match.group(2), match.group(3))
+
 
 #: Metadata of the event whose handler is running in this context, if any.
 current_event: ContextVar[Metadata | None] = ContextVar("eventbus_current_event", default=None)
@@ -26,10 +34,10 @@ def new_traceparent(trace_id: str | None = None, flags: str = "01") -> str:
 
 def child_traceparent(parent: str) -> str:
     """Continue the parent's trace with a new span id; start a new trace if ``parent`` is not valid."""
-    match = _TRACEPARENT.match(parent)
-    if match is None:
+    parts = traceparent_parts(parent)
+    if parts is None:
         return new_traceparent()
-    return new_traceparent(match.group(1), match.group(3))
+    return new_traceparent(parts[0], parts[2])
 
 
 @contextmanager

@@ -36,6 +36,7 @@ from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, Statu
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from eventbus.core.trace_hooks import OutgoingTrace, ProducerOperation, TraceHooks
+from eventbus.core.tracing import traceparent_parts
 from eventbus.errors import EventBusError
 
 __all__ = ["OtelTracing"]
@@ -94,19 +95,14 @@ def _carrier(traceparent: str, tracestate: str) -> dict[str, str]:
     return carrier
 
 
-_HEX: Final = frozenset("0123456789abcdef")
-
-
 def _parse_traceparent(traceparent: str, tracestate: str) -> SpanContext | None:
-    """The span context of a version-00 ``traceparent`` of exactly 55 characters (what every W3C producer sends),
-    or None for anything else (OpenTelemetry's own propagator reads that)."""
-    if len(traceparent) != 55 or traceparent[:3] != "00-" or traceparent[35] != "-" or traceparent[52] != "-":
-        return None
-    trace_id, span_id, flags = traceparent[3:35], traceparent[36:52], traceparent[53:]
-    if not _HEX.issuperset(trace_id) or not _HEX.issuperset(span_id) or not _HEX.issuperset(flags):
-        return None
-    if len(tracestate) > _TRACESTATE_LIMIT:
-        return None  # the propagator's rules for a long one (dropped past its own bound, with its warning)
+    """The span context of a W3C version-00 ``traceparent`` as eventbus and every W3C producer write it
+    (:func:`~eventbus.core.tracing.traceparent_parts`), or None for anything else (OpenTelemetry's own propagator
+    reads that)."""
+    parts = traceparent_parts(traceparent)
+    if parts is None or len(tracestate) > _TRACESTATE_LIMIT:
+        return None  # a long tracestate: the propagator's rules (dropped past its own bound, with its warning)
+    trace_id, span_id, flags = parts
     return SpanContext(
         int(trace_id, 16),
         int(span_id, 16),
