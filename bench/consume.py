@@ -437,7 +437,8 @@ def measure(args: argparse.Namespace, table: dict[str, Callable[[], Result]]) ->
     pin = ", pinned" if getattr(args, "pin", False) else ""
     pin += ", handlers count in batches" if getattr(args, "count", "each") == "batched" else ""
     pin += f", handlers spend {args.handler_cpu_us} µs CPU each" if getattr(args, "handler_cpu_us", 0) else ""
-    print(f"\nN={args.n}, median of {args.repeat}, endpoint {args.endpoint}{latency}{pin}, -c 2 (prefork unless the name says threads or solo)")
+    pools = "-c 2 (prefork unless the name says threads or solo)"
+    print(f"\nN={args.n}, median of {args.repeat}, endpoint {args.endpoint}{latency}{pin}, {pools}")
     head = f"{'msg/s':>9} {'x base':>8} {'paired':>17} {'SQS calls/msg':>14} {'CPU s/1000':>11} {'steady':>7}"
     head += f" {'main':>5} {'dup':>4} {'left':>5}"
     print(f"{'scenario':<36} {head}")
