@@ -16,7 +16,7 @@ from eventbus.adapters.memory import InMemoryPublisher
 from eventbus.adapters.otel import OtelTelemetry
 from eventbus.celery.trace_context import add_trace_headers, trace_headers_of
 from eventbus.core.telemetry import Telemetry
-from eventbus.core.tracing import continuing, handling, traceparent_parts
+from eventbus.core.tracing import child_traceparent, continuing, handling, traceparent_parts
 from eventbus.errors import PublishError
 from eventbus.payload import EventPayload
 
@@ -237,8 +237,6 @@ def test_task_headers_are_left_alone_when_set_and_read_only_when_well_formed() -
 
 @pytest.mark.parametrize("parent", [PARENT + "\n", " " + PARENT, PARENT.upper(), "00-not-a-traceparent", ""])
 def test_a_malformed_parent_starts_a_new_trace(parent: str) -> None:
-    from eventbus.core.tracing import child_traceparent
-
     child = child_traceparent(parent)
     assert not child.startswith("00-" + "a" * 32)
     assert traceparent_parts(child) is not None

@@ -18,15 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping
 from contextlib import ExitStack, contextmanager
-from typing import Any, Final
+from typing import Any
 
 from celery.signals import before_task_publish
 
-from eventbus.core.tracing import continuing, current_trace, traceparent_parts
+from eventbus.core.tracing import TRACESTATE_LIMIT, continuing, current_trace, traceparent_parts
 
 __all__ = ["continuing_task_trace", "trace_headers_of"]
-
-_TRACESTATE_LIMIT: Final = 512
 
 
 def _telemetry() -> Any:
@@ -56,7 +54,7 @@ def trace_headers_of(request: Any) -> tuple[str, str]:
     if not isinstance(traceparent, str) or traceparent_parts(traceparent) is None:
         return "", ""
     tracestate = getattr(request, "tracestate", None)
-    if not isinstance(tracestate, str) or len(tracestate) > _TRACESTATE_LIMIT:
+    if not isinstance(tracestate, str) or len(tracestate) > TRACESTATE_LIMIT:
         tracestate = ""
     return traceparent, tracestate
 

@@ -12,6 +12,8 @@ from typing import Final
 from eventbus.core.envelope import Metadata
 
 _VERSION_00: Final = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+#: The longest ``tracestate`` eventbus carries as it is (W3C: vendors may drop a longer one).
+TRACESTATE_LIMIT: Final = 512
 
 
 def traceparent_parts(traceparent: str) -> tuple[str, str, str] | None:

@@ -36,14 +36,12 @@ from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, Statu
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from eventbus.core.trace_hooks import OutgoingTrace, ProducerOperation, TraceHooks
-from eventbus.core.tracing import traceparent_parts
+from eventbus.core.tracing import TRACESTATE_LIMIT, traceparent_parts
 from eventbus.errors import EventBusError
 
 __all__ = ["OtelTracing"]
 
 _PROPAGATOR: Final = TraceContextTextMapPropagator()
-#: ``tracestate`` read by :func:`_parse_traceparent` up to this length (W3C's 512); a longer one by the propagator.
-_TRACESTATE_LIMIT: Final = 512
 #: ``eventbus.event.name``: the event's ``metadata.eventName``.
 EVENT_NAME: Final = "eventbus.event.name"
 _NOT_AN_SDK: Final = (trace.NoOpTracerProvider, trace.ProxyTracerProvider)
@@ -100,8 +98,8 @@ def _parse_traceparent(traceparent: str, tracestate: str) -> SpanContext | None:
     (:func:`~eventbus.core.tracing.traceparent_parts`), or None for anything else (OpenTelemetry's own propagator
     reads that)."""
     parts = traceparent_parts(traceparent)
-    if parts is None or len(tracestate) > _TRACESTATE_LIMIT:
-        return None  # a long tracestate: the propagator's rules (dropped past its own bound, with its warning)
+    if parts is None or len(tracestate) > TRACESTATE_LIMIT:
+        return None  # a longer tracestate: the propagator's rules (dropped past its own bound, with its warning)
     trace_id, span_id, flags = parts
     return SpanContext(
         int(trace_id, 16),
