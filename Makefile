@@ -30,9 +30,11 @@ demo: $(BIN)/.installed
 services:
 	scripts/ensure-services
 
-## The whole test suite: unit, contract and integration (emulator, PostgreSQL, real workers).
+## The whole test suite: unit, contract and integration (emulator, PostgreSQL, real workers), in TEST_PROCESSES
+## pytest processes (pytest-xdist; tests/conftest.py keeps a module's tests, and every PostgreSQL test, in one; 0: none).
+TEST_PROCESSES ?= 2
 test: $(BIN)/.installed $(ASYNCAPI) services
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -29,6 +29,65 @@ POSTGRES_URL = os.environ.get("EVENTBUS_TEST_POSTGRES_URL", "postgresql://postgr
 REDIS_URL = os.environ.get("EVENTBUS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
+#: The test modules that use PostgreSQL. They share the ``test`` database (Django migrations, the outbox tables,
+#: schemas of fixed names), so under pytest-xdist they all run in one test process, one after the other; a module
+#: that uses PostgreSQL and is not listed here stops the run at collection (see pytest_collection_modifyitems).
+POSTGRES_MODULES = frozenset(
+    {
+        "tests/contract/test_dedup.py",
+        "tests/contract/test_outbox.py",
+        "tests/contract/test_repository.py",
+        "tests/integration/test_callback_tasks.py",
+        "tests/integration/test_claim_check.py",
+        "tests/integration/test_delivery_guarantees.py",
+        "tests/integration/test_django_adoption.py",
+        "tests/integration/test_django_contrib.py",
+        "tests/integration/test_idempotency.py",
+        "tests/integration/test_outbox.py",
+        "tests/integration/test_testing_kit.py",
+        "tests/integration/test_thread_pool.py",
+        "tests/integration/test_tracing.py",
+    }
+)
+
+
+def xdist_group_of(nodeid: str) -> str:
+    """The group a test runs in under pytest-xdist: ``postgresql`` for :data:`POSTGRES_MODULES`, else its module."""
+    module = nodeid.split("::", 1)[0]
+    return "postgresql" if module in POSTGRES_MODULES else module
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Refuse to run a test that uses PostgreSQL (its ``postgres`` marker or ``postgres_url`` fixture) from a module
+    missing from :data:`POSTGRES_MODULES`: under pytest-xdist it would race the others on the shared database."""
+    unlisted = sorted(
+        {
+            item.nodeid.split("::", 1)[0]
+            for item in items
+            if (item.get_closest_marker("postgres") is not None or "postgres_url" in getattr(item, "fixturenames", ()))
+            and xdist_group_of(item.nodeid) != "postgresql"
+        }
+    )
+    if unlisted:
+        raise pytest.UsageError(
+            f"these modules use PostgreSQL: add them to POSTGRES_MODULES in tests/conftest.py: {unlisted}"
+        )
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)  # pytest-xdist's hook; before its own scheduler is made
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``make test`` (``pytest -n 2``): a module's tests in one test process (its module fixtures set up once), and
+    every module of :data:`POSTGRES_MODULES` in one process. (pytest-xdist's ``--dist loadgroup`` would do this from
+    markers, but its group names do not reach the scheduler with pytest 9.2.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByGroup(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group_of(nodeid)
+
+    return ByGroup(config, log)
+
+
 def service_missing(what: str) -> None:
     """Skip the test (fail it under CI) because ``what`` is not available."""
     message = f"{what} is not available"

@@ -3,6 +3,9 @@
 import os
 import tempfile
 
+#: Each pytest-xdist test process (and the workers it starts) its own default SQLite file.
+_XDIST = os.environ.get("PYTEST_XDIST_WORKER", "")
+
 SECRET_KEY = "tests-only"
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -10,7 +13,7 @@ INSTALLED_APPS = ["eventbus.contrib.django", "eventbus.adapters.django_orm", "te
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": os.path.join(tempfile.gettempdir(), "eventbus-contrib-tests.sqlite3"),
+        "NAME": os.path.join(tempfile.gettempdir(), f"eventbus-contrib-tests{_XDIST}.sqlite3"),
     }
 }
 EVENTBUS = {
