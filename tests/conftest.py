@@ -78,7 +78,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """``make test`` (``pytest -n 2``): a module's tests in one test process (its module fixtures set up once), and
     every module of :data:`POSTGRES_MODULES` in one process. (pytest-xdist's ``--dist loadgroup`` would do this from
-    markers, but its group names do not reach the scheduler with pytest 9.2.)"""
+    markers, but with pytest 9.2 its groups silently never reach the scheduler: pytest-dev/pytest-xdist#1386.)"""
     from xdist.scheduler import LoadScopeScheduling
 
     class ByGroup(LoadScopeScheduling):
