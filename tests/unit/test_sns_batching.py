@@ -141,11 +141,12 @@ def test_the_limit_is_a_constructor_argument_counting_utf8_bytes_and_message_att
     attributes = len("eventName") + len("String") + len("note")
     assert sizes[0] > 1000
 
-    sns_publisher(client, max_message_bytes=2 * (sizes[0] + attributes)).publish_batch(envelopes)
+    raw = {"wrapped_delivery": False}  # SNS's own count (what the notification adds is tested below)
+    sns_publisher(client, max_message_bytes=2 * (sizes[0] + attributes), **raw).publish_batch(envelopes)
     assert [len(batch) for batch in client.batches] == [2, 2]
 
     client.batches.clear()
-    sns_publisher(client, max_message_bytes=2 * (sizes[0] + attributes) - 1).publish_batch(envelopes)
+    sns_publisher(client, max_message_bytes=2 * (sizes[0] + attributes) - 1, **raw).publish_batch(envelopes)
     assert [len(batch) for batch in client.batches] == [1, 1, 1, 1]
 
 
@@ -185,7 +186,7 @@ def test_a_limit_above_what_sns_takes_counts_as_sns_limit() -> None:
 def test_a_configured_lower_limit_is_honoured_for_one_event_and_for_each_batch() -> None:
     # a topic left at SNS's default MaximumMessageSize (256 KiB), and the publisher configured to match
     client = FakeSns(limit=256 * KIB)
-    publisher = sns_publisher(client, max_message_bytes=256 * KIB)
+    publisher = sns_publisher(client, max_message_bytes=256 * KIB, wrapped_delivery=False)
 
     with pytest.raises(PublishError) as caught:
         publisher.publish(sized(0, 256 * KIB + 1))
@@ -247,7 +248,7 @@ def test_publish_of_an_event_over_the_limit_is_refused_before_any_call() -> None
 
 def test_an_event_of_1_mib_is_sent_and_one_of_1_mib_and_1_byte_refused_before_any_call() -> None:
     client = FakeSns()
-    publisher = sns_publisher(client)
+    publisher = sns_publisher(client, wrapped_delivery=False)  # every subscription with raw delivery
 
     publisher.publish(sized(0, MIB))
     publisher.publish_batch([sized(1, MIB)])

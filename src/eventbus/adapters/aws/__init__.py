@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from eventbus.adapters.aws.clients import boto_client, s3_client, sns_client, sqs_client
     from eventbus.adapters.aws.inspection import QueueFacts, QueueInspector
     from eventbus.adapters.aws.s3 import S3PayloadStore
-    from eventbus.adapters.aws.sns import SNS_MAX_PAYLOAD_BYTES, SnsPublisher, longest_publish_batch
+    from eventbus.adapters.aws.sns import SNS_MAX_PAYLOAD_BYTES, SnsPublisher, longest_publish_batch, sns_delivered_size
     from eventbus.adapters.aws.sqs import SqsQueues
     from eventbus.adapters.aws.topology import AwsTopologyStore, Provisioned, ProvisionedQueue, provision
 
@@ -37,6 +37,7 @@ __all__ = [
     "provision",
     "s3_client",
     "sns_client",
+    "sns_delivered_size",
     "sqs_client",
 ]
 
@@ -55,6 +56,7 @@ _MODULE_OF = {
     "provision": "topology",
     "s3_client": "clients",
     "sns_client": "clients",
+    "sns_delivered_size": "sns",
     "sqs_client": "clients",
 }
 

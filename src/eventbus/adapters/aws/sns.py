@@ -4,10 +4,11 @@ SNS limits what one call carries: at most 10 entries per ``PublishBatch`` (:data
 topic's ``MaximumMessageSize`` of messages plus message attributes, for one ``Publish`` and for all the entries of one
 ``PublishBatch`` together: 1 MiB at most (:data:`SNS_MAX_PAYLOAD_BYTES`, since September 2026), 256 KiB on a topic
 left at its default (:data:`SNS_DEFAULT_PAYLOAD_BYTES`). The publisher refuses an event over ``max_message_bytes``
-(1 MiB unless configured; the container passes ``EVENTBUS_MAX_MESSAGE_BYTES``), and ``publish_batch`` puts at most
-``max_batch_bytes`` in one call (256 KiB unless configured, what every topic takes: a batch of small events never
-fails on a topic left at its default): it splits a batch by entries and by bytes, in order; an event too large to
-share a call goes alone. An event larger than the limit is never sent: its position fails with a
+(1 MiB unless configured; the container passes ``EVENTBUS_MAX_MESSAGE_BYTES``), or one whose SNS notification (how a
+subscription without raw delivery receives it) could exceed that (:func:`sns_delivered_size`), and ``publish_batch``
+puts at most ``max_batch_bytes`` in one call (256 KiB unless configured, what every topic takes: a batch of small
+events never fails on a topic left at its default): it splits a batch by entries and by bytes, in order; an event too
+large to share a call goes alone. An event larger than the limit is never sent: its position fails with a
 :class:`PublishError` naming its event and size (never its content), the others are sent all the same. When such
 refusals are the only failures, the error is raised from an :class:`EnvelopeError` (reason ``oversized``): retrying
 cannot help, which is how the outbox relay tells them from an outage.
@@ -27,6 +28,7 @@ container checks the outbox's claim lease against it.
 
 from __future__ import annotations
 
+import json
 import threading
 import warnings
 from collections.abc import Sequence
@@ -54,6 +56,14 @@ SNS_MAX_PAYLOAD_BYTES: Final = 1024 * 1024
 #: A topic's default ``MaximumMessageSize``: what every topic takes in one call.
 SNS_DEFAULT_PAYLOAD_BYTES: Final = 256 * 1024
 
+#: What SNS's notification adds around a message for a subscription without raw delivery, besides the message, the
+#: topic ARN and the message attributes: its type, ids and timestamp, a signature (up to a 4,096-bit key's), the
+#: certificate and unsubscribe URLs (the latter with the subscription's id), a FIFO sequence number, and the layout
+#: (an emulator indents it). About 1,300 bytes on AWS's and the emulators' notifications; this leaves room.
+SNS_WRAPPER_BYTES: Final = 2048
+#: The longest topic ARN (partition, region, account and a 256-character name), for a publisher given only a name.
+LONGEST_TOPIC_ARN: Final = 320
+
 #: Errors that mean SNS is unreachable (refused, reset, timed out): later calls of the batch would fail the same way.
 _UNREACHABLE: Final = (HTTPClientError, BotoConnectionError)
 
@@ -69,6 +79,28 @@ def _size(message: str, attributes: dict[str, Any]) -> int:
     for name, value in attributes.items():
         texts += [name, value["DataType"], value["StringValue"]]
     return sum(len(text.encode("utf-8", "surrogatepass")) for text in texts)
+
+
+def _escaped(text: str) -> int:
+    """The most bytes ``text`` takes as a JSON string in SNS's notification: quotes, backslashes and control
+    characters escaped, a non-ASCII character as its ``\\u`` escapes (as the emulators write it; never fewer bytes
+    than its UTF-8), and a slash counted as escaped too (``\\/``, which JSON allows)."""
+    return len(json.dumps(text)) + text.count("/")
+
+
+def _delivered(message: str, attributes: dict[str, Any], topic_arn_length: int) -> int:
+    attributes_size = sum(
+        _escaped(name) + _escaped(value["DataType"]) + _escaped(value["StringValue"]) + 64
+        for name, value in attributes.items()
+    )
+    return _escaped(message) + attributes_size + 2 * topic_arn_length + SNS_WRAPPER_BYTES
+
+
+def sns_delivered_size(envelope: Envelope, topic_arn: str = "") -> int:
+    """At most how many bytes a queue receives for ``envelope`` published to ``topic_arn`` (any topic's ARN when
+    empty) through a subscription without raw delivery: SNS's JSON notification around the event (see
+    :class:`SnsPublisher`)."""
+    return _delivered(envelope.to_json(), _attributes(envelope), len(topic_arn) or LONGEST_TOPIC_ARN)
 
 
 def _pause_before_retry(retry: int) -> float:
@@ -105,9 +137,18 @@ class SnsPublisher(Publisher):
     raise it to the topic's ``MaximumMessageSize`` for fewer calls. ``max_payload_bytes``, their former single name
     (deprecated), sets both. ``telemetry`` records each ``PublishBatch`` call's size (none by default).
 
+    ``max_message_bytes`` also bounds what a queue receives: with raw delivery off (SNS's default, and eventbus's
+    topology's) SNS delivers each event inside its JSON notification, the event escaped as a string, and a queue
+    refuses a notification over its ``MaximumMessageSize`` after SNS accepted the publish (AWS and LocalStack then drop
+    it). So an event whose notification could exceed ``max_message_bytes`` (:func:`sns_delivered_size`: the
+    notification's fields, the topic ARN twice, the escaped event and attributes, counted at most) is refused too, or
+    claim-checked with a ``payload_store``. ``wrapped_delivery=False`` (every subscription of the topic has raw
+    delivery on) bounds only what SNS counts.
+
     ``payload_store`` turns on the claim-check: an event whose message (with attributes) is over
-    ``claim_check_threshold`` bytes (``max_message_bytes`` by default, never more) is stored there and published as a
-    pointer; such an event may have up to ``claim_check_max_bytes``.
+    ``claim_check_threshold`` bytes (``max_message_bytes`` by default, never more), or whose notification could
+    exceed ``max_message_bytes``, is stored there and published as a pointer; such an event may have up to
+    ``claim_check_max_bytes``.
     """
 
     def __init__(
@@ -123,6 +164,7 @@ class SnsPublisher(Publisher):
         payload_store: PayloadStore | None = None,
         claim_check_threshold: int | None = None,
         claim_check_max_bytes: int = DEFAULT_MAX_STORED_BYTES,
+        wrapped_delivery: bool = True,
     ) -> None:
         if topic_arn is None and topic_name is None:
             raise ValueError("SnsPublisher needs topic_arn or topic_name")
@@ -149,6 +191,8 @@ class SnsPublisher(Publisher):
         self.fifo = (topic_arn or topic_name or "").endswith(FIFO_SUFFIX)
         self.claim_check_threshold = min(claim_check_threshold or self.max_message_bytes, self.max_message_bytes)
         self.claim_check_max_bytes = claim_check_max_bytes
+        #: A subscription may receive events in SNS's JSON notification (raw delivery off): its size is bounded too.
+        self.wrapped_delivery = wrapped_delivery
 
     @property
     def client(self) -> SNSClient:
@@ -175,6 +219,16 @@ class SnsPublisher(Publisher):
         detail = f"event {envelope.event_name!r} is {size} bytes, limit is {limit}"
         return EnvelopeError(EnvelopeRejection.OVERSIZED, detail)
 
+    def _delivered(self, message: str, attributes: dict[str, Any], size: int) -> int:
+        """At most the bytes a queue without raw delivery receives for this message (:func:`sns_delivered_size`);
+        only ``size`` when even seven bytes per byte of it (the most escaping takes) cannot reach the limit."""
+        if not self.wrapped_delivery:
+            return size
+        arn_length = len(self._topic_arn) if self._topic_arn else LONGEST_TOPIC_ARN
+        if 7 * size + 64 * len(attributes) + 2 * arn_length + SNS_WRAPPER_BYTES <= self.max_message_bytes:
+            return size
+        return _delivered(message, attributes, arn_length)
+
     def _message(self, envelope: Envelope) -> tuple[dict[str, Any], int]:
         """The SNS message for ``envelope`` (``Message``, ``MessageAttributes`` and, on a FIFO topic, its group and
         deduplication ids: :mod:`eventbus.core.fifo`) and the size SNS counts; a pointer when claim-checked.
@@ -188,6 +242,13 @@ class SnsPublisher(Publisher):
         refusal = self._too_large(envelope, size)
         if refusal is not None:
             raise refusal
+        delivered = self._delivered(message, attributes, size)
+        if self.payload_store is None and delivered > self.max_message_bytes:
+            raise EnvelopeError(
+                EnvelopeRejection.OVERSIZED,
+                f"event {envelope.event_name!r} is {size} bytes, up to {delivered} as SNS delivers it to a queue "
+                f"without raw delivery (in its JSON notification), limit is {self.max_message_bytes}",
+            )
         fifo = (
             {
                 "MessageGroupId": message_group_of(envelope),
@@ -196,7 +257,7 @@ class SnsPublisher(Publisher):
             if self.fifo
             else {}
         )
-        if self.payload_store is not None and size > self.claim_check_threshold:
+        if self.payload_store is not None and (size > self.claim_check_threshold or delivered > self.max_message_bytes):
             body = message.encode("utf-8", "surrogatepass")
             pointer = self.payload_store.put(body)
             message, attributes = pointer.to_json(), {**attributes, SIZE_ATTRIBUTE: size_attribute(len(body))}
