@@ -219,7 +219,7 @@ class SnsPublisher(Publisher):
         detail = f"event {envelope.event_name!r} is {size} bytes, limit is {limit}"
         return EnvelopeError(EnvelopeRejection.OVERSIZED, detail)
 
-    def _delivered(self, message: str, attributes: dict[str, Any], size: int) -> int:
+    def _notification_size(self, message: str, attributes: dict[str, Any], size: int) -> int:
         """At most the bytes a queue without raw delivery receives for this message (:func:`sns_delivered_size`);
         only ``size`` when even seven bytes per byte of it (the most escaping takes) cannot reach the limit."""
         if not self.wrapped_delivery:
@@ -242,7 +242,7 @@ class SnsPublisher(Publisher):
         refusal = self._too_large(envelope, size)
         if refusal is not None:
             raise refusal
-        delivered = self._delivered(message, attributes, size)
+        delivered = self._notification_size(message, attributes, size)
         if self.payload_store is None and delivered > self.max_message_bytes:
             raise EnvelopeError(
                 EnvelopeRejection.OVERSIZED,
