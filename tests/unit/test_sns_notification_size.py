@@ -17,7 +17,17 @@ from eventbus.adapters.memory import InMemoryPayloadStore
 from eventbus.core.claim_check import parse_pointer
 from eventbus.core.envelope import Envelope
 from eventbus.errors import EnvelopeError, EnvelopeRejection, PublishError
-from tests.unit.test_sns_batching import KIB, MIB, TOPIC, FakeSns, envelope, sized, sns_publisher
+from tests.unit.test_sns_batching import (
+    KIB,
+    MIB,
+    TOPIC,
+    FakeSns,
+    attributes_of,
+    entry_bytes,
+    envelope,
+    sized,
+    sns_publisher,
+)
 
 
 def refusal_of(publisher: SnsPublisher, event: Envelope) -> EnvelopeError | None:
@@ -101,7 +111,7 @@ def test_the_publisher_refuses_exactly_what_the_bound_or_sns_s_count_puts_over_t
     text: str, share: float
 ) -> None:
     event = envelope(0).model_copy(update={"payload": {"note": text}})
-    counted = len(event.to_json().encode("utf-8", "surrogatepass")) + len("eventNameString") + len(event.event_name)
+    counted = entry_bytes({"Message": event.to_json(), "MessageAttributes": attributes_of(event)})
     limit = int(sns_delivered_size(event, TOPIC) * share)  # around the bound, where a shortcut would show
     refusal = refusal_of(sns_publisher(FakeSns(), max_message_bytes=limit), event)
     assert (refusal is not None) == (counted > limit or sns_delivered_size(event, TOPIC) > limit)
