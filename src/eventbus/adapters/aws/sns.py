@@ -212,11 +212,19 @@ class SnsPublisher(Publisher):
                         raise PublishError(f"cannot resolve SNS topic {self._topic_name!r}: {exc}") from exc
         return self._topic_arn
 
-    def _too_large(self, envelope: Envelope, size: int) -> EnvelopeError | None:
+    def _too_large(self, envelope: Envelope, size: int, delivered: int) -> EnvelopeError | None:
+        """The refusal of an event of ``size`` bytes as SNS counts them and up to ``delivered`` in SNS's
+        notification, if either is over its limit."""
         limit = self.max_message_bytes if self.payload_store is None else self.claim_check_max_bytes
-        if size <= limit:
+        if size > limit:
+            detail = f"event {envelope.event_name!r} is {size} bytes, limit is {limit}"
+        elif self.payload_store is None and delivered > limit:  # with a store, such an event is claim-checked
+            detail = (
+                f"event {envelope.event_name!r} is {size} bytes, up to {delivered} as SNS delivers it to a queue "
+                f"without raw delivery (in its JSON notification), limit is {limit}"
+            )
+        else:
             return None
-        detail = f"event {envelope.event_name!r} is {size} bytes, limit is {limit}"
         return EnvelopeError(EnvelopeRejection.OVERSIZED, detail)
 
     def _notification_size(self, message: str, attributes: dict[str, Any], size: int) -> int:
@@ -239,16 +247,10 @@ class SnsPublisher(Publisher):
         """
         message, attributes = envelope.to_json(), _attributes(envelope)
         size = _size(message, attributes)
-        refusal = self._too_large(envelope, size)
+        delivered = self._notification_size(message, attributes, size)
+        refusal = self._too_large(envelope, size, delivered)
         if refusal is not None:
             raise refusal
-        delivered = self._notification_size(message, attributes, size)
-        if self.payload_store is None and delivered > self.max_message_bytes:
-            raise EnvelopeError(
-                EnvelopeRejection.OVERSIZED,
-                f"event {envelope.event_name!r} is {size} bytes, up to {delivered} as SNS delivers it to a queue "
-                f"without raw delivery (in its JSON notification), limit is {self.max_message_bytes}",
-            )
         fifo = (
             {
                 "MessageGroupId": message_group_of(envelope),
